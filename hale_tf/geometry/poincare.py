@@ -1,0 +1,133 @@
+"""Poincaré-ball operations with curvature ``-c`` given as a tensor (one value per query).
+
+Every formula of METHOD.md §3 for the ball lives here, in exactly one place. Shapes: points and tangent
+vectors are ``[..., d]``; curvature ``c`` broadcasts against ``[..., 1]`` (e.g. ``[B, 1]`` per query).
+
+Clamps (from the KGEmb reference code): norms ≥ 1e-15, tanh argument within ±15, artanh argument within
+±(1 − 1e-5), and points are projected to norm ≤ (1 − ε)/√c with ε = 4e-3 (float32) or 1e-5 (float64).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+MIN_NORM = 1e-15
+MAX_TANH_ARG = 15.0
+ARTANH_LIMIT = 1.0 - 1e-5
+BALL_EPS = {tf.float32: 4e-3, tf.float64: 1e-5, tf.bfloat16: 4e-3, tf.float16: 4e-3}
+
+__all__ = [
+    "artanh",
+    "ball_eps",
+    "distance",
+    "expmap0",
+    "logmap0",
+    "mobius_add",
+    "project",
+    "safe_norm",
+    "squared_distance",
+    "squared_distance_to_all",
+    "tanh",
+]
+
+
+def safe_norm(x: tf.Tensor, axis: int = -1, keepdims: bool = True) -> tf.Tensor:
+    """‖x‖ clamped below at 1e-15, with a finite (zero) gradient at x = 0.
+
+    ``tf.norm`` has a NaN gradient at the origin; clamping the *squared* norm before the square root
+    keeps both the value and the gradient finite.
+    """
+    sq = tf.reduce_sum(tf.square(x), axis=axis, keepdims=keepdims)
+    return tf.sqrt(tf.maximum(sq, tf.cast(MIN_NORM**2, x.dtype)))
+
+
+def tanh(x: tf.Tensor) -> tf.Tensor:
+    """tanh with its argument clamped to ±15 (tanh is 1 to float precision beyond that)."""
+    return tf.tanh(tf.clip_by_value(x, -MAX_TANH_ARG, MAX_TANH_ARG))
+
+
+def artanh(x: tf.Tensor) -> tf.Tensor:
+    """artanh(x) = ½(log(1 + x) − log(1 − x)) with x clamped to ±(1 − 1e-5) so it stays finite."""
+    x = tf.clip_by_value(x, -ARTANH_LIMIT, ARTANH_LIMIT)
+    return 0.5 * (tf.math.log1p(x) - tf.math.log1p(-x))
+
+
+def ball_eps(dtype: tf.DType) -> float:
+    """Margin ε kept from the ball boundary for ``dtype`` (points live within norm (1 − ε)/√c)."""
+    return BALL_EPS.get(tf.as_dtype(dtype), 4e-3)
+
+
+def project(x: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Rescale points whose norm exceeds (1 − ε)/√c back onto that radius; others are unchanged."""
+    norm = safe_norm(x)
+    max_norm = (1.0 - ball_eps(x.dtype)) / tf.sqrt(c)
+    return tf.where(norm > max_norm, x / norm * max_norm, x)
+
+
+def expmap0(u: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Exponential map at the origin: exp0(u) = tanh(√c‖u‖) u / (√c‖u‖), projected into the ball."""
+    sqrt_c = tf.sqrt(c)
+    u_norm = safe_norm(u)
+    return project(tanh(sqrt_c * u_norm) * u / (sqrt_c * u_norm), c)
+
+
+def logmap0(y: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Logarithmic map at the origin: log0(y) = artanh(√c‖y‖) y / (√c‖y‖)."""
+    sqrt_c = tf.sqrt(c)
+    y_norm = safe_norm(y)
+    return y / y_norm / sqrt_c * artanh(sqrt_c * y_norm)
+
+
+def mobius_add(x: tf.Tensor, y: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Möbius addition x ⊕_c y.
+
+    x ⊕_c y = [(1 + 2c⟨x,y⟩ + c‖y‖²) x + (1 − c‖x‖²) y] / (1 + 2c⟨x,y⟩ + c²‖x‖²‖y‖²)
+    """
+    x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)
+    y2 = tf.reduce_sum(y * y, axis=-1, keepdims=True)
+    xy = tf.reduce_sum(x * y, axis=-1, keepdims=True)
+    num = (1.0 + 2.0 * c * xy + c * y2) * x + (1.0 - c * x2) * y
+    denom = 1.0 + 2.0 * c * xy + c * c * x2 * y2
+    return num / tf.maximum(denom, tf.cast(MIN_NORM, x.dtype))
+
+
+def distance(x: tf.Tensor, y: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Geodesic distance d_c(x, y) = (2/√c) artanh(√c ‖(−x) ⊕_c y‖), shape ``[..., 1]``."""
+    sqrt_c = tf.sqrt(c)
+    return 2.0 / sqrt_c * artanh(sqrt_c * safe_norm(mobius_add(-x, y, c)))
+
+
+def squared_distance(x: tf.Tensor, y: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """d_c(x, y)², the quantity the models score with; shape ``[..., 1]``."""
+    return tf.square(distance(x, y, c))
+
+
+def squared_distance_to_all(x: tf.Tensor, v: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Squared distance from each query point to every entity, from one matmul plus norms.
+
+    Args:
+        x: query points in the ball, ``[B, d]``.
+        v: entity *tangent* vectors, ``[N, d]``; entity e sits at exp0_c(v_e) for the query's curvature.
+        c: curvature per query, ``[B, 1]``.
+
+    Returns:
+        ``[B, N]`` tensor of d_c(x_b, exp0_c(v_e))². No ``[B, N, d]`` tensor is formed: with
+        γ = min(tanh(√c‖v‖), 1 − ε)/√c the ball norm of the entity (the same clamp as ``project``),
+        ⟨x, y⟩ = γ⟨x, v/‖v‖⟩, c1 = 1 − 2c⟨x,y⟩ + cγ², c2 = 1 − c‖x‖²:
+        ‖(−x) ⊕ y‖ = sqrt(c1²‖x‖² + c2²γ² − 2 c1 c2 ⟨x,y⟩) / (1 − 2c⟨x,y⟩ + c²γ²‖x‖²).
+    """
+    sqrt_c = tf.sqrt(c)  # [B, 1]
+    v_norm = tf.transpose(safe_norm(v))  # [1, N]
+    x_dot_dir = tf.matmul(x, v / tf.transpose(v_norm), transpose_b=True)  # [B, N] = ⟨x, v/‖v‖⟩
+    # Ball norm of exp0(v) under the query's curvature, clamped like project().
+    gamma = tf.minimum(tanh(sqrt_c * v_norm), 1.0 - ball_eps(x.dtype)) / sqrt_c  # [B, N]
+    xy = gamma * x_dot_dir
+    x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)  # [B, 1]
+    c1 = 1.0 - 2.0 * c * xy + c * gamma * gamma
+    c2 = 1.0 - c * x2
+    num_sq = c1 * c1 * x2 + c2 * c2 * gamma * gamma - 2.0 * c1 * c2 * xy
+    num = tf.sqrt(tf.maximum(num_sq, tf.cast(MIN_NORM**2, x.dtype)))
+    denom = 1.0 - 2.0 * c * xy + c * c * gamma * gamma * x2
+    diff_norm = num / tf.maximum(denom, tf.cast(MIN_NORM, x.dtype))
+    dist = 2.0 / sqrt_c * artanh(sqrt_c * diff_norm)
+    return tf.square(dist)

@@ -1,0 +1,213 @@
+"""The shared base of every KGE model: scoring against one, some, or all entities.
+
+Score of tail e for query q = (h, r):  s(q, e) = −ψ(δ(Q, e)) + b_h + b_e, with Q the query point a model
+builds from (h, r), δ the squared distance of its geometry and ψ the hardness-aware activation
+(identity by default; see :mod:`hale_tf.activations`).
+
+Relation ids cover the reciprocal relations too: a model built with ``num_relations = 2R`` answers head
+queries (?, r, t) as tail queries (t, r + R, ?).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import keras
+import tensorflow as tf
+
+from hale_tf import activations
+from hale_tf.geometry import euclidean, expmap0, poincare
+from hale_tf.layers import EntityEmbedding, RelationTable
+
+__all__ = ["KGEModel", "Query"]
+
+DEFAULT_SCORE_MEMORY_BUDGET = 512 * 2**20  # bytes of B × chunk temporaries in score_all
+
+
+class Query(NamedTuple):
+    """A batch of queries in model space: points ``[B, d]`` and curvature ``[B, 1]`` (None if flat)."""
+
+    point: tf.Tensor
+    curvature: tf.Tensor | None
+
+
+class KGEModel(keras.Model):
+    """Base class: subclasses set ``geometry`` and implement :meth:`build_relations` and :meth:`query`.
+
+    Args:
+        num_entities: |E|.
+        num_relations: number of relation ids the model embeds (2|R| with reciprocals).
+        dim: embedding dimension d (even: the Givens operators act on pairs).
+        init_scale: standard deviation of the N(0, 1)·scale initialisation of entity/relation vectors.
+        use_bias: learn head and tail biases b_h, b_t (KGEmb's ``bias="learn"``).
+        activation, activation_params: ψ by name (``identity``, ``power``, ``exp``) and its parameters.
+        entity_chunk_size: fixed entity chunk for :meth:`score_all`; when None the chunk is sized so
+            the B × chunk temporaries stay within ``score_memory_budget`` bytes.
+    """
+
+    geometry = "euclidean"
+    # How many B × chunk float temporaries score_all holds at once (sizes the entity chunks).
+    _score_temporaries = 4
+
+    def __init__(
+        self,
+        num_entities: int,
+        num_relations: int,
+        dim: int = 32,
+        *,
+        init_scale: float = 1e-3,
+        use_bias: bool = True,
+        activation: str = "identity",
+        activation_params: dict[str, float] | None = None,
+        entity_chunk_size: int | None = None,
+        score_memory_budget: int = DEFAULT_SCORE_MEMORY_BUDGET,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if num_entities < 1 or num_relations < 1:
+            raise ValueError(f"need num_entities >= 1 and num_relations >= 1, got {num_entities}, {num_relations}")
+        if dim < 2 or dim % 2:
+            raise ValueError(f"dim must be even and >= 2 (Givens operators act on pairs), got {dim}")
+        self.num_entities = int(num_entities)
+        self.num_relations = int(num_relations)
+        self.dim = int(dim)
+        self.init_scale = float(init_scale)
+        self.use_bias = bool(use_bias)
+        self.activation_name = activation
+        self.activation_params = dict(activation_params or {})
+        self.activation = activations.get(activation, **self.activation_params)
+        self.entity_chunk_size = entity_chunk_size
+        self.score_memory_budget = int(score_memory_budget)
+        self.entities = EntityEmbedding(
+            num_entities, dim, init_scale, use_bias, name="entities", dtype=self.dtype_policy
+        )
+        self.build_relations()
+        self.build(None)
+
+    def relation_table(self, name: str, width: int | None = None, initializer: str = "normal") -> RelationTable:
+        """A per-relation table ``[num_relations, width or dim]`` in the model's dtype."""
+        return RelationTable(
+            self.num_relations, width or self.dim, initializer, self.init_scale, name=name, dtype=self.dtype_policy
+        )
+
+    # -- to implement -------------------------------------------------------------------------------
+    def build_relations(self) -> None:
+        """Create the relation layers (called once from ``__init__``)."""
+        raise NotImplementedError
+
+    def query(self, h: tf.Tensor, r: tf.Tensor) -> Query:
+        """Map head ids ``[B]`` and relation ids ``[B]`` to query points."""
+        raise NotImplementedError
+
+    # -- Keras ----------------------------------------------------------------------------------------
+    def build(self, input_shape: Any = None) -> None:
+        for layer in self._flatten_layers(include_self=False, recursive=False):
+            if not layer.built:
+                layer.build()
+        self.built = True
+
+    def call(self, inputs: Any) -> tf.Tensor:
+        """Keras entry point: ``inputs = (h, r)`` → scores against all entities ``[B, N]``."""
+        h, r = inputs
+        return self.score_all(h, r)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "num_entities": self.num_entities,
+            "num_relations": self.num_relations,
+            "dim": self.dim,
+            "init_scale": self.init_scale,
+            "use_bias": self.use_bias,
+            "activation": self.activation_name,
+            "activation_params": dict(self.activation_params),
+            "entity_chunk_size": self.entity_chunk_size,
+            "score_memory_budget": self.score_memory_budget,
+            "name": self.name,
+        }
+
+    # -- distances (one place per geometry) -------------------------------------------------------------
+    def entity_points(self, vectors: tf.Tensor, curvature: tf.Tensor | None) -> tf.Tensor:
+        """Entity vectors as points of the model's space (exp0 into the ball for hyperbolic models)."""
+        if self.geometry == "poincare":
+            return expmap0(vectors, curvature)
+        return vectors
+
+    def squared_distance_pairs(self, query: Query, vectors: tf.Tensor) -> tf.Tensor:
+        """δ between each query and its own entities: ``[B, d]`` → ``[B]``, ``[B, K, d]`` → ``[B, K]``."""
+        point, c = query.point, query.curvature
+        if vectors.shape.rank == 3:
+            point = point[:, tf.newaxis, :]
+            c = None if c is None else c[:, tf.newaxis, :]
+        if self.geometry == "poincare":
+            delta = poincare.squared_distance(point, self.entity_points(vectors, c), c)
+        else:
+            delta = euclidean.squared_distance(point, vectors)
+        return delta[..., 0]
+
+    def squared_distance_to_entities(self, query: Query, vectors: tf.Tensor) -> tf.Tensor:
+        """δ from every query to every entity vector of a shared set ``[M, d]`` → ``[B, M]`` (one matmul)."""
+        if self.geometry == "poincare":
+            return poincare.squared_distance_to_all(query.point, vectors, query.curvature)
+        return euclidean.squared_distance_to_all(query.point, vectors)
+
+    # -- scoring -----------------------------------------------------------------------------------------
+    def score_from_distance(self, delta: tf.Tensor, head_bias: tf.Tensor, tail_bias: tf.Tensor) -> tf.Tensor:
+        """s = −ψ(δ) + b_h + b_t (biases broadcast against δ)."""
+        return -self.activation(delta) + head_bias + tail_bias
+
+    def score(self, h: tf.Tensor, r: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
+        """Scores of the triples (h, r, t), ``[B]``."""
+        h, r, t = (tf.cast(x, tf.int32) for x in (h, r, t))
+        delta = self.squared_distance_pairs(self.query(h, r), self.entities(t))
+        return self.score_from_distance(delta, self.entities.head_biases(h), self.entities.tail_biases(t))
+
+    def score_candidates(self, h: tf.Tensor, r: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """Scores of per-query candidate tails ``[B, K]`` → ``[B, K]``."""
+        h, r, candidates = (tf.cast(x, tf.int32) for x in (h, r, candidates))
+        delta = self.squared_distance_pairs(self.query(h, r), self.entities(candidates))
+        return self.score_from_distance(
+            delta, self.entities.head_biases(h)[:, tf.newaxis], self.entities.tail_biases(candidates)
+        )
+
+    def score_entities(self, h: tf.Tensor, r: tf.Tensor, entity_ids: tf.Tensor) -> tf.Tensor:
+        """Scores of every query against one shared set of entities ``[M]`` → ``[B, M]`` (a matmul).
+
+        This is the form in-batch and sampled negatives use: no ``[B, M, d]`` tensor is formed.
+        """
+        h, r, entity_ids = (tf.cast(x, tf.int32) for x in (h, r, entity_ids))
+        delta = self.squared_distance_to_entities(self.query(h, r), self.entities(entity_ids))
+        return self.score_from_distance(
+            delta, self.entities.head_biases(h)[:, tf.newaxis],
+            self.entities.tail_biases(entity_ids)[tf.newaxis, :],
+        )
+
+    def entity_chunk_for(self, batch_size: int | None) -> int:
+        """Entity chunk for ``score_all``: fixed, or sized from the memory budget and the batch size."""
+        if self.entity_chunk_size:
+            return int(self.entity_chunk_size)
+        if batch_size is None:  # unknown at trace time: score in one piece
+            return self.num_entities
+        itemsize = tf.as_dtype(self.entities.embeddings.dtype).size
+        per_entity = max(1, batch_size) * itemsize * self._score_temporaries
+        return min(self.num_entities, max(1024, self.score_memory_budget // per_entity))
+
+    def score_all(self, h: tf.Tensor, r: tf.Tensor, entity_chunk_size: int | None = None) -> tf.Tensor:
+        """Scores of every query against all N entities, ``[B, N]``, chunked over entities.
+
+        Each chunk is one ``[B, d] × [d, chunk]`` matmul plus element-wise work (no ``[B, N, d]``).
+        """
+        h, r = tf.cast(h, tf.int32), tf.cast(r, tf.int32)
+        query = self.query(h, r)
+        head_bias = self.entities.head_biases(h)[:, tf.newaxis]
+        table = tf.convert_to_tensor(self.entities.embeddings)
+        tail_bias = self.entities.tail_biases()[tf.newaxis, :]
+        chunk = entity_chunk_size or self.entity_chunk_for(h.shape[0])
+        if chunk >= self.num_entities:
+            delta = self.squared_distance_to_entities(query, table)
+            return self.score_from_distance(delta, head_bias, tail_bias)
+        parts = []
+        for start in range(0, self.num_entities, chunk):
+            stop = min(start + chunk, self.num_entities)
+            delta = self.squared_distance_to_entities(query, table[start:stop])
+            parts.append(self.score_from_distance(delta, head_bias, tail_bias[:, start:stop]))
+        return tf.concat(parts, axis=1)
