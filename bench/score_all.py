@@ -20,7 +20,9 @@ from bench._common import RESULTS_DIR, environment, median, print_table, time_ca
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--entities", type=int, default=123_182)
     parser.add_argument("--relations", type=int, default=74, help="relation ids (2 × 37 for YAGO3-10)")
@@ -46,14 +48,16 @@ def main(argv: list[str] | None = None) -> dict:
     variants = {}
     for name in names:
         # init_scale 0.1 so entities spread over the ball like a trained model's (timing only).
-        model = models.get(name, num_entities=args.entities, num_relations=args.relations, dim=args.dim,
-                           init_scale=0.1)
+        model = models.get(
+            name, num_entities=args.entities, num_relations=args.relations, dim=args.dim, init_scale=0.1
+        )
         variants[(name, "graph")] = tf.function(lambda m=model: m.score_all(h, r))
         variants[(name, "xla")] = tf.function(lambda m=model: m.score_all(h, r), jit_compile=True)
         # XLA fuses the element-wise work, so entity chunks (sized for graph mode's temporaries) only
         # add concatenation; one chunk shows what a fused kernel costs.
         variants[(name, "xla, 1 chunk")] = tf.function(
-            lambda m=model: m.score_all(h, r, entity_chunk_size=args.entities), jit_compile=True)
+            lambda m=model: m.score_all(h, r, entity_chunk_size=args.entities), jit_compile=True
+        )
     times = {key: [] for key in variants}
     matmul_times = []
     for _ in range(args.repeats):  # interleaved: every variant sees the same machine load
@@ -61,14 +65,30 @@ def main(argv: list[str] | None = None) -> dict:
         for key, fn in variants.items():
             times[key] += time_call(lambda fn=fn: fn().numpy(), 1, warmup=0 if times[key] else 1)
     floor = median(matmul_times)
-    rows = [{"model": "tf.matmul (floor)", "mode": "graph", "seconds": floor,
-             "queries_per_s": args.queries / floor, "ratio_to_matmul": 1.0}]
+    rows = [
+        {
+            "model": "tf.matmul (floor)",
+            "mode": "graph",
+            "seconds": floor,
+            "queries_per_s": args.queries / floor,
+            "ratio_to_matmul": 1.0,
+        }
+    ]
     for (name, mode), ts in times.items():
         sec = median(ts)
-        rows.append({"model": name, "mode": mode, "seconds": sec, "queries_per_s": args.queries / sec,
-                     "ratio_to_matmul": sec / floor})
-    print(f"score_all: B={args.queries} queries × N={args.entities} entities, d={args.dim}, "
-          f"median of {args.repeats} interleaved repeats")
+        rows.append(
+            {
+                "model": name,
+                "mode": mode,
+                "seconds": sec,
+                "queries_per_s": args.queries / sec,
+                "ratio_to_matmul": sec / floor,
+            }
+        )
+    print(
+        f"score_all: B={args.queries} queries × N={args.entities} entities, d={args.dim}, "
+        f"median of {args.repeats} interleaved repeats"
+    )
     print_table(rows, ["model", "mode", "seconds", "queries_per_s", "ratio_to_matmul"])
     payload = {"benchmark": "score_all", "config": vars(args), "environment": environment(), "rows": rows}
     print(f"wrote {write_json(args.out, payload)}")

@@ -19,6 +19,7 @@ BALL_EPS = {tf.float32: 4e-3, tf.float64: 1e-5, tf.bfloat16: 4e-3, tf.float16: 4
 __all__ = [
     "artanh",
     "ball_eps",
+    "ball_norm_of_expmap0",
     "distance",
     "expmap0",
     "logmap0",
@@ -102,13 +103,27 @@ def squared_distance(x: tf.Tensor, y: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
     return tf.square(distance(x, y, c))
 
 
-def squared_distance_to_all(x: tf.Tensor, v: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+def ball_norm_of_expmap0(v: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """‖project(exp0_c(v))‖ for every curvature row and entity: ``v [N, d]``, ``c [K, 1]`` → ``[K, N]``.
+
+    γ = min(tanh(√c‖v‖), 1 − ε)/√c: the same clamp as :func:`project`.
+    """
+    sqrt_c = tf.sqrt(c)
+    v_norm = tf.transpose(safe_norm(v))  # [1, N]
+    return tf.minimum(tanh(sqrt_c * v_norm), 1.0 - ball_eps(v.dtype)) / sqrt_c
+
+
+def squared_distance_to_all(
+    x: tf.Tensor, v: tf.Tensor, c: tf.Tensor, ball_norm: tf.Tensor | None = None
+) -> tf.Tensor:
     """Squared distance from each query point to every entity, from one matmul plus norms.
 
     Args:
         x: query points in the ball, ``[B, d]``.
         v: entity *tangent* vectors, ``[N, d]``; entity e sits at exp0_c(v_e) for the query's curvature.
         c: curvature per query, ``[B, 1]``.
+        ball_norm: optional precomputed ``[B, N]`` γ (:func:`ball_norm_of_expmap0` of the query's
+            curvature), e.g. gathered from a per-relation table.
 
     Returns:
         ``[B, N]`` tensor of d_c(x_b, exp0_c(v_e))². No ``[B, N, d]`` tensor is formed: with
@@ -120,7 +135,7 @@ def squared_distance_to_all(x: tf.Tensor, v: tf.Tensor, c: tf.Tensor) -> tf.Tens
     v_norm = tf.transpose(safe_norm(v))  # [1, N]
     x_dot_dir = tf.matmul(x, v / tf.transpose(v_norm), transpose_b=True)  # [B, N] = ⟨x, v/‖v‖⟩
     # Ball norm of exp0(v) under the query's curvature, clamped like project().
-    gamma = tf.minimum(tanh(sqrt_c * v_norm), 1.0 - ball_eps(x.dtype)) / sqrt_c  # [B, N]
+    gamma = ball_norm_of_expmap0(v, c) if ball_norm is None else ball_norm  # [B, N]
     xy = gamma * x_dot_dir
     x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)  # [B, 1]
     c1 = 1.0 - 2.0 * c * xy + c * gamma * gamma

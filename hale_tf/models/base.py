@@ -25,10 +25,12 @@ DEFAULT_SCORE_MEMORY_BUDGET = 512 * 2**20  # bytes of B × chunk temporaries in 
 
 
 class Query(NamedTuple):
-    """A batch of queries in model space: points ``[B, d]`` and curvature ``[B, 1]`` (None if flat)."""
+    """A batch of queries in model space: points ``[B, d]``, curvature ``[B, 1]`` (None if flat), and
+    the relation ids ``[B]`` (hyperbolic models use them to share per-relation work across queries)."""
 
     point: tf.Tensor
     curvature: tf.Tensor | None
+    relation: tf.Tensor | None = None
 
 
 class KGEModel(keras.Model):

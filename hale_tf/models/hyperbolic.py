@@ -10,7 +10,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from hale_tf.geometry import expmap0, givens_reflection, givens_rotation, mobius_add, project
+from hale_tf.geometry import expmap0, givens_reflection, givens_rotation, mobius_add, poincare, project
 from hale_tf.layers import RelationAttention, RelationCurvature
 from hale_tf.models.base import KGEModel, Query
 from hale_tf.models.registry import register
@@ -41,6 +41,22 @@ class HyperbolicModel(KGEModel):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "trainable_curvature": self.trainable_curvature}
 
+    def squared_distance_to_entities(self, query: Query, vectors: tf.Tensor) -> tf.Tensor:
+        """δ from every query to a shared entity set ``[M, d]`` → ``[B, M]``.
+
+        The ball norm of entity e under curvature c, γ = tanh(√c‖v_e‖)/√c, depends on the query only
+        through its relation. When a batch has more queries than there are relation ids, γ is computed
+        once per relation ([2R, M]) and gathered per query, instead of one tanh per (query, entity).
+        """
+        batch = query.point.shape[0]
+        if query.relation is None or batch is None or batch <= self.num_relations:
+            return super().squared_distance_to_entities(query, vectors)
+        c_all = self.curvature.all_curvatures()[:, tf.newaxis]  # [2R, 1]
+        gamma_all = poincare.ball_norm_of_expmap0(vectors, c_all)  # [2R, M]
+        return poincare.squared_distance_to_all(
+            query.point, vectors, query.curvature, ball_norm=tf.gather(gamma_all, query.relation)
+        )
+
 
 @register("rotH")
 class RotH(HyperbolicModel):
@@ -55,7 +71,7 @@ class RotH(HyperbolicModel):
         r1, r2 = tf.split(self.translation(r), 2, axis=-1)
         lhs = project(mobius_add(expmap0(self.entities(h), c), expmap0(r1, c), c), c)
         rotated = givens_rotation(self.rotation(r), lhs)
-        return Query(project(mobius_add(rotated, expmap0(r2, c), c), c), c)
+        return Query(project(mobius_add(rotated, expmap0(r2, c), c), c), c, r)
 
 
 @register("refH")
@@ -69,7 +85,7 @@ class RefH(HyperbolicModel):
     def query(self, h: tf.Tensor, r: tf.Tensor) -> Query:
         c = self.curvature(r)
         lhs = expmap0(givens_reflection(self.reflection(r), self.entities(h)), c)
-        return Query(project(mobius_add(lhs, expmap0(self.translation(r), c), c), c), c)
+        return Query(project(mobius_add(lhs, expmap0(self.translation(r), c), c), c), c, r)
 
 
 @register("attH")
@@ -85,4 +101,4 @@ class AttH(HyperbolicModel):
     def query(self, h: tf.Tensor, r: tf.Tensor) -> Query:
         c = self.curvature(r)
         lhs = expmap0(self.attention(self.entities(h), r), c)
-        return Query(project(mobius_add(lhs, expmap0(self.translation(r), c), c), c), c)
+        return Query(project(mobius_add(lhs, expmap0(self.translation(r), c), c), c), c, r)

@@ -150,3 +150,31 @@ def test_jit_compiled_score_all_matches_eager():
     # XLA fuses and reorders the float32 arithmetic; near the ball boundary that moves scores by ~3e-4.
     np.testing.assert_allclose(fn(tf.constant(H), tf.constant(R)).numpy(), model.score_all(H, R).numpy(),
                                rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["rotH", "attE"])
+def test_save_and_load_model_directory(tmp_path, name):
+    model = make(name, activation="exp", activation_params={"beta": 3.0})
+    models.save_model(model, tmp_path / "m")
+    models.save_model(model, tmp_path / "m")  # replacing an existing directory works
+    loaded = models.load_model(tmp_path / "m")
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.score_all(H, R).numpy(), model.score_all(H, R).numpy())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary directories left behind
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        models.load_model(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name", ["rotH", "refH", "attH"])
+def test_per_relation_ball_norm_table_path_matches_reference(name):
+    # More queries than relation ids: γ comes from a per-relation [2R, N] table gathered per query.
+    model = make(name)
+    rng = np.random.default_rng(3)
+    h = rng.integers(0, NUM_ENTITIES, 40).astype(np.int32)
+    r = rng.integers(0, NUM_RELATIONS, 40).astype(np.int32)
+    assert len(h) > model.num_relations
+    np.testing.assert_allclose(model.score_all(h, r).numpy(), ref.reference_scores(model, h, r),
+                               rtol=1e-3, atol=1e-3)
+    ids = np.array([3, 9, 30], np.int32)
+    np.testing.assert_allclose(model.score_entities(h, r, ids).numpy(), model.score_all(h, r).numpy()[:, ids],
+                               rtol=1e-4, atol=1e-4)
