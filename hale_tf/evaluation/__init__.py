@@ -12,7 +12,16 @@ Typical use::
 See :mod:`hale_tf.evaluation.evaluator` for the rank formulas.
 """
 
-from .evaluator import DEFAULT_MEMORY_BUDGET, MAX_QUERY_CHUNK, Scorer, build_queries, evaluate, plan_memory
+from .evaluator import (
+    DEFAULT_CPU_CHUNK_BYTES,
+    DEFAULT_MEMORY_BUDGET,
+    MAX_QUERY_CHUNK,
+    MIN_QUERY_CHUNK,
+    Scorer,
+    build_queries,
+    evaluate,
+    plan_memory,
+)
 from .filter_index import FILTER_INDEX_FILENAME, FilterIndex, validate_triples
 from .memory import MemoryBudgetError, MemoryPlan, format_bytes, parse_memory
 from .result import RESULT_FORMAT, SIDES, TIE_RULES, EvaluationResult, compute_metrics
@@ -32,6 +41,8 @@ __all__ = [
     "validate_triples",
     "DEFAULT_MEMORY_BUDGET",
     "MAX_QUERY_CHUNK",
+    "MIN_QUERY_CHUNK",
+    "DEFAULT_CPU_CHUNK_BYTES",
     "FILTER_INDEX_FILENAME",
     "RESULT_FORMAT",
     "SIDES",

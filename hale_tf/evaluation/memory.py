@@ -30,9 +30,11 @@ __all__ = [
 ]
 
 # Bytes the scorer needs per (query, entity) score at its peak, output included, when the scorer does not
-# say (attribute ``score_all_bytes_per_score``). Closed-form hyperbolic distances keep several [B, N]
-# float32 temporaries alive in graph mode (c1, c2, ⟨x, y⟩, numerator, denominator): 6 floats.
-DEFAULT_BYTES_PER_SCORE = 24.0
+# say (attribute ``score_all_bytes_per_score``). Measured with bench/evaluate.py at N = 123,182, B = 200:
+# RotH in graph mode grew the process by 39 bytes per score in total (its closed-form hyperbolic distance
+# keeps ~7 [B, N] float32 temporaries alive), under XLA by 12; TransE less. 32 + the ranking's 9 covers
+# graph mode (the XLA fallback) with a margin.
+DEFAULT_BYTES_PER_SCORE = 32.0
 # Ranking work per score: the NaN-cleaned copy (4), one comparison mask (1) and its int32 cast (4).
 RANKING_BYTES_PER_SCORE = 9.0
 # Per padded filter pair: host row/answer int32 (8), device copies (8), gathered score (4),

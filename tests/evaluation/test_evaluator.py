@@ -109,6 +109,22 @@ def test_unseen_target_and_duplicates_are_ranked_once_each() -> None:
     assert res.ranks["pessimistic"][tail][0] == res.ranks["pessimistic"][tail][1]
 
 
+def test_float64_scores() -> None:
+    rng = np.random.default_rng(8)
+    table, splits, test = random_graph(rng, 15, 2)
+
+    class Float64Scorer(TableScorer):
+        def score_all(self, h: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
+            # 1e-9 steps tie in float32 but not in float64: the ranking must use the scorer's precision.
+            return tf.cast(super().score_all(h, r), tf.float64) + 1e-9 * tf.cast(tf.range(15), tf.float64)
+
+    exact = table.astype(np.float64) + 1e-9 * np.arange(15)
+    res = evaluate(Float64Scorer(table), test, num_relations=2, filter_index=FilterIndex.from_triples(splits, 2),
+                   jit_compile=False, return_ranks=True)
+    _check_against_reference(res, brute_force_ranks(exact, test, 2, known_answers(splits, 2)))
+    assert np.array_equal(res.ranks["optimistic"], res.ranks["pessimistic"])  # no ties left
+
+
 def test_nan_scores_rank_last() -> None:
     n = 6
     table = np.ones((n, 2, n), np.float32)
@@ -209,7 +225,7 @@ def test_evaluate_refuses_before_scoring() -> None:
 
 def test_heavy_filter_chunks_shrink_the_chunk() -> None:
     counts = np.zeros(64, np.int64)
-    counts[:8] = 50_000  # a few queries with very many known answers
+    counts[:8] = 20_000  # a few queries with very many known answers
     light = plan_memory(1000, np.zeros(64, np.int64), memory_budget="2MiB")
     heavy = plan_memory(1000, counts, memory_budget="2MiB")
     assert heavy.query_chunk_size < light.query_chunk_size
@@ -297,3 +313,50 @@ def test_non_xla_scorer_falls_back_to_graph_mode() -> None:
     assert res.protocol["execution"]["jit_compile"] is False
     assert "jit_fallback" in res.protocol["execution"] and res.protocol["execution"]["jit_fallback"]
     _check_against_reference(res, brute_force_ranks(table, test, 1, known_answers(splits, 1)))
+
+
+# ------------------------------------------------------------------------------------ real models
+@pytest.mark.parametrize("model_name", ["rotH", "transE"])
+def test_real_model_matches_brute_force(model_name: str) -> None:
+    models = pytest.importorskip("hale_tf.models")
+    if not hasattr(models, "get"):
+        pytest.skip("hale_tf.models.get not available yet")
+    n, r = 40, 3
+    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=8)
+    rng = np.random.default_rng(9)
+    for w in model.weights:  # trained-looking scale: the default 1e-3 init makes nearly all scores tie
+        if "float" in str(w.dtype):
+            w.assign(rng.normal(0.0, 0.5, size=w.shape).astype(str(w.dtype)))
+    table = np.stack(
+        [model.score_all(tf.range(n, dtype=tf.int32), tf.fill([n], rel)).numpy() for rel in range(2 * r)], axis=1
+    )
+    _, splits, test = random_graph(rng, n, r)
+    index = FilterIndex.from_triples(splits, r, num_entities=n)
+    ref = brute_force_ranks(table, test, r, known_answers(splits, r))
+    for jit in (False, True):
+        res = evaluate(model, test, num_relations=r, filter_index=index, query_chunk_size=6, jit_compile=jit,
+                       return_ranks=True)
+        _check_against_reference(res, ref)
+        assert res.protocol["model"]["config"]["num_entities"] == n
+        assert res.protocol["execution"]["jit_compile"] is jit
+
+
+def test_cached_kernel_sees_updated_weights() -> None:
+    """Early stopping evaluates the same model object repeatedly while it trains."""
+    models = pytest.importorskip("hale_tf.models")
+    if not hasattr(models, "get"):
+        pytest.skip("hale_tf.models.get not available yet")
+    n, r = 30, 2
+    model = models.get("transE", num_entities=n, num_relations=2 * r, dim=4)
+    rng = np.random.default_rng(1)
+    _, splits, test = random_graph(rng, n, r)
+    index = FilterIndex.from_triples(splits, r, num_entities=n)
+    for _ in range(2):
+        for w in model.weights:
+            if "float" in str(w.dtype):
+                w.assign(rng.normal(0.0, 0.5, size=w.shape).astype(str(w.dtype)))
+        table = np.stack([model.score_all(tf.range(n, dtype=tf.int32), tf.fill([n], rel)).numpy()
+                          for rel in range(2 * r)], axis=1)
+        res = evaluate(model, test, num_relations=r, filter_index=index, query_chunk_size=8, jit_compile=True,
+                       return_ranks=True)
+        _check_against_reference(res, brute_force_ranks(table, test, r, known_answers(splits, r)))
