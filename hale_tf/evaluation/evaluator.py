@@ -189,6 +189,10 @@ def plan_memory(
 _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+# Below this many (query, entity) scores an evaluation runs in graph mode by default (no XLA compile).
+XLA_MIN_SCORES = 50_000_000
+
+
 def _make_kernel(scorer: Scorer, jit: bool, filtered: bool) -> Callable[..., tuple[tf.Tensor, tf.Tensor]]:
     """One compiled step: score a chunk, return (optimistic, pessimistic) int32 ranks per row."""
 
@@ -323,7 +327,8 @@ def evaluate(
             ``None`` = no cap.
         bytes_per_score: the scorer's own memory per (query, entity) score, output included; defaults to
             ``scorer.score_all_bytes_per_score`` or ``DEFAULT_BYTES_PER_SCORE`` (32).
-        jit_compile: XLA-compile the chunk step; ``None`` tries XLA and falls back to graph mode if the
+        jit_compile: XLA-compile the chunk step; ``None`` uses XLA for jobs of at least ``XLA_MIN_SCORES``
+            scores (graph mode below: compiling would cost more than it saves) and falls back to graph mode if the
             scorer cannot be compiled.
         split: name of the evaluated split, recorded in the protocol.
         checkpoint: model checkpoint path, recorded in the protocol.
@@ -402,7 +407,9 @@ def evaluate(
         chunk, cap = plan.query_chunk_size, plan.pair_capacity
         # XLA by default: it fuses the scorer's element-wise work with the counting reductions. Measured at
         # N = 123,182, B = 32 (CPU-seconds per 10k queries): TransE 5.9 vs 41.8 in graph mode, RotH 14 vs 60.
-        jit_used = True if jit_compile is None else bool(jit_compile)
+        # Compiling costs ~10–15 s on 2 CPU cores, more than a small evaluation takes in graph mode
+        # (kinship valid: 4.5 s first call in graph mode vs 15 s with XLA), so small jobs skip it.
+        jit_used = bool(jit_compile) if jit_compile is not None else nq * n_ent >= XLA_MIN_SCORES
         step = _kernel(scorer, jit_used, filtered)
         prow = np.zeros(cap, np.int32)
         pent = np.zeros(cap, np.int32)

@@ -300,7 +300,19 @@ def test_input_errors_are_explained() -> None:
         evaluate(scorer, test, num_relations=1, filter_index=FilterIndex.from_triples([test], 3))
 
 
-def test_non_xla_scorer_falls_back_to_graph_mode() -> None:
+def test_small_jobs_skip_xla_by_default() -> None:
+    rng = np.random.default_rng(4)
+    table, splits, test = random_graph(rng, 9, 1)
+    res = evaluate(TableScorer(table), test, num_relations=1, filter_index=FilterIndex.from_triples(splits, 1))
+    assert res.protocol["execution"]["jit_compile"] is False
+    assert res.protocol["execution"]["jit_fallback"] is None
+
+
+def test_non_xla_scorer_falls_back_to_graph_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hale_tf.evaluation.evaluator as evaluator_module
+
+    monkeypatch.setattr(evaluator_module, "XLA_MIN_SCORES", 0)  # try XLA even on this tiny job
+
     class PyScorer(TableScorer):
         def score_all(self, h: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
             out = tf.numpy_function(lambda a, b: self.table_np[a, b], [h, r], tf.float32)

@@ -1,0 +1,315 @@
+"""Link prediction from an exported hale-tf SavedModel (TensorFlow only; hale_tf is not imported).
+
+Usage:
+  python -m pipelines.predict --model=PATH --head=NAME --relation=NAME [--k=10]
+  python -m pipelines.predict --model=PATH --tail=NAME --relation=NAME [--k=10]
+  python -m pipelines.predict --model=PATH --queries=FILE.tsv [--k=10]
+
+PATH is an export directory (holding saved_model.pb) or a directory of numeric versions (the highest
+is used, as TensorFlow Serving does). --exclude_known drops facts the model was exported with (training).
+
+Queries file: UTF-8, one query per line, tab-separated; blank lines and lines starting with '#' skipped.
+  head<TAB>relation              tail query (?, the missing tail)
+  head<TAB>relation<TAB>?        the same, explicit
+  ?<TAB>relation<TAB>tail        head query
+Exit status: 0 success; 1 a query named an unknown entity/relation, or the model could not be loaded;
+2 invalid flags or a malformed queries file. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Register the CLI flags (only when run as a program: importing this module defines none, so it
+    cannot collide with flags of other pipeline modules imported in the same process)."""
+    flags.DEFINE_string("model", None, "SavedModel directory (or a directory of numeric versions).")
+    flags.DEFINE_string("head", None, "Head entity name: predict tails of (head, relation, ?).")
+    flags.DEFINE_string("tail", None, "Tail entity name: predict heads of (?, relation, tail).")
+    flags.DEFINE_string("relation", None, "Relation name.")
+    flags.DEFINE_string("queries", None, "TSV file of queries (see the module help for the format).")
+    flags.DEFINE_integer("k", 10, "Number of ranked answers per query (clamped to the entity count).")
+    flags.DEFINE_bool("exclude_known", False, "Leave out facts known at export time (filtered predictions).")
+    flags.DEFINE_enum("format", "table", ["table", "tsv", "json"], "Output format.")
+    flags.DEFINE_integer("batch_size", 1024, "Queries sent to the model per call.")
+
+
+PLACEHOLDER = "?"
+
+
+class PredictError(Exception):
+    """A user-facing error: printed as one line, exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query: ``direction`` is "tail" for (entity, relation, ?) and "head" for (?, relation, entity)."""
+
+    direction: str
+    entity: str
+    relation: str
+    source: str = ""  # "file:line" for file queries, for error messages
+
+    def label(self) -> str:
+        if self.direction == "tail":
+            return f"({self.entity}, {self.relation}, ?)"
+        return f"(?, {self.relation}, {self.entity})"
+
+
+@dataclass
+class Answer:
+    query: Query
+    entities: list[str]
+    scores: list[float]
+    error: str | None = None
+
+
+def parse_queries(lines: Sequence[str], source: str = "queries") -> list[Query]:
+    """Parse the queries-file format documented in the module help (raises PredictError, code 2)."""
+    queries = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t")
+        where = f"{source}:{number}"
+        if len(fields) == 2:
+            fields.append(PLACEHOLDER)
+        if len(fields) != 3 or any(not f for f in fields):
+            raise PredictError(
+                f"{where}: expected 'head<TAB>relation', 'head<TAB>relation<TAB>?' or "
+                f"'?<TAB>relation<TAB>tail', got {line!r}",
+                code=2,
+            )
+        head, relation, tail = fields
+        if relation == PLACEHOLDER or (head == PLACEHOLDER) == (tail == PLACEHOLDER):
+            raise PredictError(f"{where}: exactly one of head and tail must be '?', got {line!r}", code=2)
+        if tail == PLACEHOLDER:
+            queries.append(Query("tail", head, relation, where))
+        else:
+            queries.append(Query("head", tail, relation, where))
+    return queries
+
+
+def resolve_model_dir(path: str) -> Path:
+    """The SavedModel directory for ``path``: itself, or its highest numeric version subdirectory."""
+    model_dir = Path(path).expanduser()
+    if not model_dir.is_dir():
+        raise PredictError(f"model directory not found: {path}")
+    if (model_dir / "saved_model.pb").is_file():
+        return model_dir
+    versions = [p for p in model_dir.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    if not versions:
+        raise PredictError(f"not a SavedModel directory (no saved_model.pb, no numeric versions): {path}")
+    return max(versions, key=lambda p: int(p.name))
+
+
+class Predictor:
+    """A loaded export: runs batched queries through its ``topk_tails`` / ``topk_heads`` signatures."""
+
+    def __init__(self, model_dir: Path) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        import tensorflow as tf
+        from absl import logging
+
+        logging.set_verbosity(logging.ERROR)  # loading logs absl warnings that are noise for a CLI
+        self._tf = tf
+        self.model_dir = model_dir
+        try:
+            self._loaded = tf.saved_model.load(str(model_dir))
+        except Exception as error:  # TF raises many types here; the user needs one line, not a trace
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise PredictError(f"cannot load SavedModel {model_dir}: {first}") from None
+        missing = [s for s in ("topk_tails", "topk_heads") if s not in self._loaded.signatures]
+        if missing:
+            raise PredictError(f"{model_dir} is not a hale-tf export (no signature {', '.join(missing)})")
+        self._entities: set[str] | None = None
+        self._relations: set[str] | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        path = self.model_dir / "assets" / "hale_tf_export.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    def _unknown(self, query: Query) -> str:
+        """Why a query was not found (names are only decoded from the model when one is missing)."""
+        if self._entities is None:
+            self._entities = {n.decode("utf-8") for n in self._loaded.entity_names.numpy()}
+            self._relations = {n.decode("utf-8") for n in self._loaded.relation_names.numpy()}
+        role = "head" if query.direction == "tail" else "tail"
+        problems = []
+        if query.entity not in self._entities:
+            problems.append(f"unknown {role} entity {query.entity!r}")
+        if query.relation not in self._relations:
+            problems.append(f"unknown relation {query.relation!r}")
+        return "; ".join(problems) or "not found"
+
+    def predict(
+        self, queries: Sequence[Query], k: int, exclude_known: bool, batch_size: int = 1024
+    ) -> list[Answer]:
+        """Answers in query order; queries naming unknown entities/relations get ``error`` set."""
+        tf = self._tf
+        answers: dict[int, Answer] = {}
+        for direction, signature, arg in (("tail", "topk_tails", "head"), ("head", "topk_heads", "tail")):
+            index = [i for i, q in enumerate(queries) if q.direction == direction]
+            for start in range(0, len(index), batch_size):
+                part = index[start : start + batch_size]
+                out = self._loaded.signatures[signature](
+                    **{arg: tf.constant([queries[i].entity for i in part])},
+                    relation=tf.constant([queries[i].relation for i in part]),
+                    k=tf.constant(k, tf.int32),
+                    exclude_known=tf.constant(exclude_known),
+                )
+                names, scores, found = out["entities"].numpy(), out["scores"].numpy(), out["found"].numpy()
+                for row, i in enumerate(part):
+                    if not found[row]:
+                        answers[i] = Answer(queries[i], [], [], self._unknown(queries[i]))
+                        continue
+                    keep = [j for j, name in enumerate(names[row]) if name]  # "" marks no candidate left
+                    answers[i] = Answer(
+                        queries[i],
+                        [names[row][j].decode("utf-8") for j in keep],
+                        [float(scores[row][j]) for j in keep],
+                    )
+        return [answers[i] for i in range(len(queries))]
+
+
+def format_answers(answers: Sequence[Answer], fmt: str, out: TextIO) -> None:
+    """Print the successful answers as aligned tables, TSV rows or JSON lines."""
+    first = True
+    for answer in answers:
+        if answer.error:
+            continue
+        query = answer.query
+        if fmt == "json":
+            record = {
+                "direction": query.direction,
+                "entity": query.entity,
+                "relation": query.relation,
+                "answers": [
+                    {"rank": i + 1, "entity": e, "score": s}
+                    for i, (e, s) in enumerate(zip(answer.entities, answer.scores, strict=True))
+                ],
+            }
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            continue
+        if fmt == "tsv":
+            if first:
+                out.write("query\trank\tentity\tscore\n")
+            for i, (entity, score) in enumerate(zip(answer.entities, answer.scores, strict=True), start=1):
+                out.write(f"{query.label()}\t{i}\t{entity}\t{score:.6g}\n")
+            first = False
+            continue
+        if not first:
+            out.write("\n")
+        first = False
+        role = "tails" if query.direction == "tail" else "heads"
+        out.write(f"{query.label()}  top {len(answer.entities)} {role}\n")
+        width = max([len("entity")] + [len(e) for e in answer.entities])
+        rank_width = max(4, len(str(len(answer.entities))))
+        out.write(f"{'rank':>{rank_width}}  {'entity':<{width}}  {'score':>10}\n")
+        for i, (entity, score) in enumerate(zip(answer.entities, answer.scores, strict=True), start=1):
+            shown = f"{score:10.4f}" if math.isfinite(score) else f"{score:>10}"
+            out.write(f"{i:>{rank_width}}  {entity:<{width}}  {shown}\n")
+
+
+def run(
+    model: str | None,
+    *,
+    head: str | None = None,
+    tail: str | None = None,
+    relation: str | None = None,
+    queries_file: str | None = None,
+    k: int = 10,
+    exclude_known: bool = False,
+    fmt: str = "table",
+    batch_size: int = 1024,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    """The CLI without flag parsing: returns the exit status, prints errors as single lines."""
+    try:
+        queries = _queries_from_args(head, tail, relation, queries_file)
+        if not model:
+            raise PredictError("--model is required", code=2)
+        if k < 1:
+            raise PredictError(f"--k must be >= 1, got {k}", code=2)
+        if batch_size < 1:
+            raise PredictError(f"--batch_size must be >= 1, got {batch_size}", code=2)
+        predictor = Predictor(resolve_model_dir(model))
+        answers = predictor.predict(queries, k, exclude_known, batch_size)
+    except PredictError as error:
+        err.write(f"predict: error: {error}\n")
+        return error.code
+    format_answers(answers, fmt, out)
+    failures = [a for a in answers if a.error]
+    for answer in failures:
+        where = f"{answer.query.source}: " if answer.query.source else ""
+        err.write(f"predict: error: {where}{answer.error}\n")
+    return 1 if failures else 0
+
+
+def _queries_from_args(
+    head: str | None, tail: str | None, relation: str | None, queries_file: str | None
+) -> list[Query]:
+    if queries_file:
+        if head or tail or relation:
+            raise PredictError("give either --queries or --head/--tail with --relation, not both", code=2)
+        try:
+            with open(queries_file, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise PredictError(f"cannot read queries file {queries_file}: {error}", code=2) from None
+        queries = parse_queries(lines, source=queries_file)
+        if not queries:
+            raise PredictError(f"no queries in {queries_file}", code=2)
+        return queries
+    if bool(head) == bool(tail):
+        raise PredictError("give exactly one of --head and --tail (or --queries=FILE)", code=2)
+    if not relation:
+        raise PredictError("--relation is required with --head/--tail", code=2)
+    return [Query("tail", head, relation) if head else Query("head", tail, relation)]
+
+
+def main(argv: Sequence[str]) -> None:
+    if len(argv) > 1:
+        sys.stderr.write(f"predict: error: unexpected arguments: {' '.join(argv[1:])}\n")
+        raise SystemExit(2)
+    raise SystemExit(
+        run(
+            FLAGS.model,
+            head=FLAGS.head,
+            tail=FLAGS.tail,
+            relation=FLAGS.relation,
+            queries_file=FLAGS.queries,
+            k=FLAGS.k,
+            exclude_known=FLAGS.exclude_known,
+            fmt=FLAGS.format,
+            batch_size=FLAGS.batch_size,
+        )
+    )
+
+
+def entrypoint() -> None:
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    entrypoint()
