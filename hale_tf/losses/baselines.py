@@ -1,0 +1,175 @@
+"""Baselines in the same harness: negative sampling (uniform or self-adversarial) and 1-vs-all losses.
+
+Every answer of the batch is a positive triple (h, r, t) (with ``batch_unit="triples"``, the default for
+these losses, the trainer samples batches of triples, as in KGEmb). σ is the logistic function.
+
+- :class:`NegativeSamplingLoss`, k negatives per positive, tails corrupted (heads are covered by the
+  reciprocal relations), drawn uniformly (KGEmb) or ∝ frequency:
+
+  * uniform weighting (KGEmb ``neg_sampling_loss``; the mean over the B(1 + k) logistic terms)::
+
+        ℓ(h, r, t) = −[log σ(γ + s⁺) + Σ_i log σ(−γ − s⁻_i)] / (1 + k)
+
+  * self-adversarial weighting (RotatE, Sun et al. 2019), w = softmax(α s⁻) with no gradient::
+
+        ℓ(h, r, t) = −½ [log σ(γ + s⁺) + Σ_i w_i log σ(−γ − s⁻_i)]
+
+- :class:`OneVsAllLoss`, every entity a candidate (one B × N matmul through ``score_all``):
+
+  * ``softmax`` (KGEmb's "full" loss): ℓ(h, r, t) = −s(q, t) + log Σ_e exp s(q, e), per answer;
+  * ``bce`` (ConvE-style): per query, the mean over all N entities of the binary cross-entropy of
+    σ(s(q, e)) against the multi-hot answer labels (optionally smoothed: y ← (1 − ε) y + ε/N).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from hale_tf.losses.base import (
+    KGELoss,
+    LossOutput,
+    QueryBatch,
+    _check_unit,
+    frequency_log_weights,
+    register,
+    sample_entities,
+)
+
+__all__ = ["NegativeSamplingLoss", "OneVsAllLoss"]
+
+
+@register("negative_sampling")
+class NegativeSamplingLoss(KGELoss):
+    """Logistic loss on each positive and k sampled negatives (see the module docstring).
+
+    Args:
+        num_negatives: k negatives per positive (KGEmb recipe: 50).
+        adversarial_temperature: None for uniform weighting (KGEmb); α > 0 for RotatE's self-adversarial
+            weights softmax(α s⁻).
+        margin: γ added inside the logistic terms (0 by default: the learned biases play its part).
+        sampling: ``uniform`` or ``frequency`` (∝ answer count^frequency_power; needs :meth:`prepare`).
+        batch_unit: ``triples`` (KGEmb) or ``queries`` (each answer of a sampled query is a positive).
+    """
+
+    name = "negative_sampling"
+
+    def __init__(
+        self,
+        num_negatives: int = 50,
+        adversarial_temperature: float | None = None,
+        margin: float = 0.0,
+        *,
+        sampling: str = "uniform",
+        frequency_power: float = 0.75,
+        batch_unit: str = "triples",
+    ) -> None:
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
+        if adversarial_temperature is not None and not adversarial_temperature > 0:
+            raise ValueError(f"adversarial_temperature must be > 0 or None, got {adversarial_temperature}")
+        if sampling not in ("uniform", "frequency"):
+            raise ValueError(f"sampling must be 'uniform' or 'frequency', got {sampling!r}")
+        self.num_negatives = int(num_negatives)
+        self.adversarial_temperature = None if adversarial_temperature is None else float(adversarial_temperature)
+        self.margin = float(margin)
+        self.sampling = sampling
+        self.frequency_power = float(frequency_power)
+        self.batch_unit = _check_unit(batch_unit)
+        self._log_weights: tf.Tensor | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "num_negatives": self.num_negatives,
+            "adversarial_temperature": self.adversarial_temperature,
+            "margin": self.margin,
+            "sampling": self.sampling,
+            "frequency_power": self.frequency_power,
+        }
+
+    def prepare(self, *, num_entities: int, answer_counts: np.ndarray | None = None) -> None:
+        if self.sampling == "frequency":
+            if answer_counts is None:
+                raise ValueError("frequency sampling needs answer_counts")
+            self._log_weights = tf.constant(frequency_log_weights(answer_counts, self.frequency_power))
+
+    def compute(self, model: Any, batch: QueryBatch, seed: tf.Tensor) -> LossOutput:
+        heads, relations, rows, ids = batch
+        if self.sampling == "frequency" and self._log_weights is None:
+            raise ValueError("frequency sampling: call loss.prepare(num_entities=…, answer_counts=…) first")
+        h, r = tf.gather(heads, rows), tf.gather(relations, rows)
+        negatives = sample_entities(
+            tf.stack([tf.shape(ids)[0], self.num_negatives]), model.num_entities, seed, self._log_weights
+        )
+        # One call scores the positive (column 0) and its k negatives: [K, 1 + k] (k ≪ N, so K·k·d is small).
+        scores = model.score_candidates(h, r, tf.concat([ids[:, tf.newaxis], negatives], axis=1))
+        positive, negative = scores[:, 0] + self.margin, scores[:, 1:] + self.margin
+        positive_term = -tf.math.log_sigmoid(positive)
+        negative_terms = -tf.math.log_sigmoid(-negative)  # [K, k]
+        if self.adversarial_temperature is None:
+            negative_term = tf.reduce_sum(negative_terms, axis=1)
+            per_example = (positive_term + negative_term) / (1.0 + self.num_negatives)
+        else:
+            weights = tf.stop_gradient(tf.nn.softmax(self.adversarial_temperature * negative, axis=1))
+            negative_term = tf.reduce_sum(weights * negative_terms, axis=1)
+            per_example = 0.5 * (positive_term + negative_term)
+        return LossOutput(per_example, {"positive": positive_term, "negative": negative_term})
+
+
+register(
+    "self_adversarial",
+    lambda adversarial_temperature=1.0, **config: NegativeSamplingLoss(
+        adversarial_temperature=adversarial_temperature, **config
+    ),
+)
+
+
+@register("one_vs_all")
+class OneVsAllLoss(KGELoss):
+    """1-vs-all scoring against every entity: ``softmax`` cross-entropy or multi-label ``bce``.
+
+    Args:
+        kind: ``softmax`` (per answer; KGEmb's full loss) or ``bce`` (per query, multi-hot labels).
+        label_smoothing: ε for ``bce``.
+        batch_unit: ``triples`` (KGEmb) or ``queries``.
+    """
+
+    name = "one_vs_all"
+
+    def __init__(self, kind: str = "softmax", label_smoothing: float = 0.0, *, batch_unit: str = "triples") -> None:
+        if kind not in ("softmax", "bce"):
+            raise ValueError(f"kind must be 'softmax' or 'bce', got {kind!r}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.kind = kind
+        self.label_smoothing = float(label_smoothing)
+        self.batch_unit = _check_unit(batch_unit)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "kind": self.kind, "label_smoothing": self.label_smoothing}
+
+    def compute(self, model: Any, batch: QueryBatch, seed: tf.Tensor) -> LossOutput:
+        heads, relations, rows, ids = batch
+        logits = model.score_all(heads, relations)  # [B, N]
+        cells = tf.stack([rows, ids], axis=1)
+        if self.kind == "softmax":
+            # b_h cancels in the softmax; removing it from the same tensor makes its gradient exactly 0
+            # (rather than rounding noise that Adam would amplify into a random walk).
+            logits = logits - model.entities.head_biases(heads)[:, tf.newaxis]
+            lse = tf.reduce_logsumexp(logits, axis=1)
+            per_example = tf.gather(lse, rows) - tf.gather_nd(logits, cells)
+            return LossOutput(per_example, {"cross_entropy": per_example})
+        labels = tf.scatter_nd(cells, tf.ones_like(ids, logits.dtype), tf.shape(logits, out_type=tf.int32))
+        labels = tf.minimum(labels, 1.0)
+        if self.label_smoothing:
+            labels = (1.0 - self.label_smoothing) * labels + self.label_smoothing / model.num_entities
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        per_example = tf.reduce_mean(bce, axis=1)
+        return LossOutput(per_example, {"bce": per_example})
+
+
+register("softmax", lambda **config: OneVsAllLoss(kind="softmax", **config))
+register("bce", lambda **config: OneVsAllLoss(kind="bce", **config))

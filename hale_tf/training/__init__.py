@@ -1,0 +1,29 @@
+"""Training: ``fit(model, loss, train_queries, …)`` with a time budget, validation, early stopping,
+exact resume, TensorBoard summaries and NaN detection, under a ``tf.distribute`` strategy.
+
+Typical use::
+
+    from hale_tf import losses, models, training
+
+    queries = training.TrainQueries.from_triples(train_ids, num_relations=R)
+    model = models.get("rotH", num_entities=N, num_relations=2 * R, dim=32)
+    result = training.fit(model, losses.get("hale"), queries, batch_size=500, time_budget_s=600,
+                          validation=training.ValidationData(valid_ids, filter_index),
+                          validate_every_s=60, patience=5, checkpoint_dir="run/ckpt", log_dir="run/logs")
+"""
+
+from hale_tf.training.config import TrainingConfig
+from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
+from hale_tf.training.trainer import (
+    NonFiniteError,
+    TrainingResult,
+    ValidationData,
+    default_strategy,
+    fit,
+    mirrored_strategy,
+)
+
+__all__ = [
+    "BatchSampler", "NonFiniteError", "TrainQueries", "TrainingConfig", "TrainingResult", "ValidationData",
+    "as_train_queries", "default_strategy", "epoch_permutation", "fit", "mirrored_strategy",
+]

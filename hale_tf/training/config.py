@@ -1,0 +1,113 @@
+"""One configuration object per training run, saved as JSON with the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrainingConfig"]
+
+
+@dataclass
+class TrainingConfig:
+    """Hyperparameters and schedule of :func:`hale_tf.training.fit` (every field is JSON-serialisable).
+
+    Batches and optimiser:
+        batch_size: global examples per step (queries for HaLE, triples for the triple baselines); split
+            evenly over the replicas, so it must be a multiple of their number. The last incomplete batch
+            of an epoch is dropped (each epoch is a fresh permutation, so no example is always dropped).
+        optimizer, learning_rate, optimizer_params: a Keras optimiser by name (``adam``, ``adagrad``,
+            ``adamw``, ``lion`` …) built inside the strategy scope. Defaults (Adam 1e-2, 500) are the
+            HaLE defaults of docs/training.md; the KGEmb baselines use Adam 1e-3.
+        seed: seeds the epoch permutations (stateless, from (seed, epoch)) and the negatives (from
+            (seed, step)), so a run is a deterministic function of its config and initial weights.
+
+    Stopping (whichever comes first; at least one must be set):
+        time_budget_s: wall-clock seconds of *training* (validation and checkpoint time excluded).
+        max_epochs, max_steps.
+        patience: stop after this many validations without an improvement of the validation MRR by more
+            than ``min_delta``; ``restore_best`` then puts back the best weights (also at any other stop).
+
+    Validation (needs validation data or a validation_fn): every ``validate_every_steps`` steps and/or
+    every ``validate_every_s`` training seconds, and once at the end (``validate_at_end``).
+
+    Checkpoints (needs a checkpoint_dir): every ``checkpoint_every_steps`` steps and/or
+    ``checkpoint_every_s`` training seconds, and at the end; ``keep_checkpoints`` are kept.
+
+    Logging: TensorBoard scalars every ``log_every_steps`` steps (needs a log_dir); ``verbose`` 1 shows a
+    progress bar, 0 is silent.
+
+    Execution: ``steps_per_call`` steps run inside one ``tf.function`` call (fewer Python round trips);
+    the trainer shortens a call so it never overshoots the budget or a validation time by much.
+    ``raise_on_non_finite``: a NaN/Inf loss term or gradient stops training with ``NonFiniteError``
+    (False: return the result with ``stop_reason="non_finite"`` instead).
+    """
+
+    batch_size: int = 500
+    optimizer: str = "adam"
+    learning_rate: float = 1e-2
+    optimizer_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    time_budget_s: float | None = None
+    max_epochs: float | None = None
+    max_steps: int | None = None
+    patience: int | None = None
+    min_delta: float = 0.0
+    restore_best: bool = True
+    validate_every_steps: int | None = None
+    validate_every_s: float | None = None
+    validate_at_end: bool = True
+    checkpoint_every_steps: int | None = None
+    checkpoint_every_s: float | None = 300.0
+    keep_checkpoints: int = 2
+    log_every_steps: int = 50
+    verbose: int = 1
+    steps_per_call: int = 20
+    raise_on_non_finite: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        for name in ("time_budget_s", "max_epochs", "max_steps", "validate_every_steps", "validate_every_s",
+                     "checkpoint_every_steps", "checkpoint_every_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0 or None, got {value}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.steps_per_call < 1 or self.log_every_steps < 1 or self.keep_checkpoints < 1:
+            raise ValueError("steps_per_call, log_every_steps and keep_checkpoints must be >= 1")
+
+    def replace(self, **changes: Any) -> TrainingConfig:
+        """A copy with ``changes`` (unknown names are an error, so a typo cannot pass silently)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown TrainingConfig fields: {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
+        return cls(**values)
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The config as JSON text; written to ``path`` as well when given."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> TrainingConfig:
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            text = Path(text_or_path).read_text(encoding="utf-8")
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,116 @@
+"""Pipeline configuration: per-dataset defaults in ``configs/``, overridden by flags, saved with the run.
+
+Resolution (later wins): ``configs/defaults.json`` → ``configs/<dataset>.json`` → the specific flags
+(``--model``, ``--dim``, ``--time_budget`` …) → ``--set section.key=value`` overrides (any field, values
+parsed as JSON when they parse, else kept as strings).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConfigError", "load_defaults", "parse_duration", "parse_overrides", "resolve_config", "merge"]
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SECTIONS = ("model", "model_config", "loss", "training", "transform", "evaluator")
+
+
+class ConfigError(ValueError):
+    """A bad flag or config value; the message names the flag or file."""
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base`` (dicts merge; other values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
+    return data
+
+
+def load_defaults(dataset: str) -> dict[str, Any]:
+    """``defaults.json`` merged with ``<dataset>.json`` when it exists."""
+    config = _read(CONFIG_DIR / "defaults.json")
+    specific = CONFIG_DIR / f"{dataset}.json"
+    if specific.exists():
+        config = merge(config, _read(specific))
+    return config
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+
+
+def parse_duration(text: str, flag: str = "--time_budget") -> float:
+    """``"90s"``, ``"10m"``, ``"1.5h"``, ``"600"`` (seconds) → seconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(f"{flag}: cannot read {text!r} as a duration (examples: 90s, 10m, 1.5h)")
+    value = float(match.group(1)) * {"ms": 1e-3, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[match.group(2)]
+    if value <= 0:
+        raise ConfigError(f"{flag}: must be positive, got {text!r}")
+    return value
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["training.batch_size=1000", "loss.negatives=in_batch"]`` → nested dict."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts) or parts[0] not in SECTIONS:
+            raise ConfigError(f"--set: expected section.key=value with section in {list(SECTIONS)}, got {item!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """The run's configuration: defaults, then the specific flags (None = not given), then ``--set``."""
+    config = load_defaults(dataset)
+    updates: dict[str, Any] = {}
+    if flag_values.get("model"):
+        updates["model"] = flag_values["model"]
+    for flag, (section, key) in {
+        "dim": ("model_config", "dim"), "activation": ("model_config", "activation"),
+        "loss": ("loss", "name"), "negatives": ("loss", "negatives"), "temperature": ("loss", "temperature"),
+        "batch_size": ("training", "batch_size"), "learning_rate": ("training", "learning_rate"),
+        "optimizer": ("training", "optimizer"), "max_epochs": ("training", "max_epochs"),
+        "patience": ("training", "patience"), "seed": ("training", "seed"),
+        "num_shards": ("transform", "num_shards"), "unseen_policy": ("transform", "unseen_policy"),
+    }.items():
+        if flag_values.get(flag) is not None:
+            updates.setdefault(section, {})[key] = flag_values[flag]
+    if flag_values.get("time_budget") is not None:
+        updates.setdefault("training", {})["time_budget_s"] = parse_duration(flag_values["time_budget"])
+    if flag_values.get("validate_every") is not None:
+        updates.setdefault("training", {})["validate_every_s"] = parse_duration(
+            flag_values["validate_every"], "--validate_every")
+    if flag_values.get("min_mrr") is not None:
+        updates.setdefault("evaluator", {}).setdefault("thresholds", {})["mrr"] = flag_values["min_mrr"]
+    config = merge(config, updates)
+    return merge(config, parse_overrides(overrides))

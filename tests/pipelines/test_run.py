@@ -1,0 +1,126 @@
+"""The whole pipeline through its CLI: kinship end to end, caching, blessing, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "HALE_TF_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipelines.run", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# Stops after 8 epochs (~130 steps), well inside the budget: the same work on a fast or a loaded machine.
+FAST = ["--time_budget=180s", "--max_epochs=8", "--validate_every=60s", "--num_shards=2", "--strategy=default",
+        "--set=training.checkpoint_every_s=2"]
+
+
+@pytest.fixture(scope="module")
+def kinship_run(tmp_path_factory, shared_datasets):
+    root = tmp_path_factory.mktemp("pipeline")
+    proc = run_cli("--dataset=kinship", f"--pipeline_root={root}", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, proc
+
+
+def test_pipeline_end_to_end_on_kinship(kinship_run):
+    root, proc = kinship_run
+    summary = json.loads((root / "summary.json").read_text())
+    saved_model = Path(summary["saved_model"])
+    assert (saved_model / "saved_model.pb").exists()
+    metrics = summary["metrics"]
+    assert metrics["protocol"]["setting"] == "filtered"
+    for side in ("both", "head", "tail"):
+        assert 0.0 < metrics["metrics"][side]["pessimistic"]["mrr"] <= 1.0
+    assert summary["metrics"]["headline"]["mrr"] > 0.2  # clearly better than random (≈ 0.05 on kinship)
+    assert (root / "run_config.json").exists()
+    assert "saved_model:" in proc.stdout and "tensorboard --logdir" in proc.stdout
+    # TensorBoard event files under the pipeline root, live during training.
+    assert list(root.glob("Trainer/runs/*/logs/**/events.out.tfevents.*"))
+
+
+def test_second_run_is_cached_and_a_changed_parameter_reruns(kinship_run):
+    root, _ = kinship_run
+    first = json.loads((root / "summary.json").read_text())
+    proc = run_cli("--dataset=kinship", f"--pipeline_root={root}", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    second = json.loads((root / "summary.json").read_text())
+    assert second["artifacts"] == first["artifacts"]
+    assert "cache hit" in proc.stderr
+    assert all(seconds < 5 for seconds in second["component_seconds"].values()), second["component_seconds"]
+
+    proc = run_cli("--dataset=kinship", f"--pipeline_root={root}", *FAST, "--min_mrr=0.999")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    third = json.loads((root / "summary.json").read_text())
+    for name in ("ExampleGen", "Transform", "Trainer"):
+        assert third["artifacts"][name] == first["artifacts"][name]
+    assert third["artifacts"]["Evaluator"] != first["artifacts"]["Evaluator"]
+    assert third["saved_model"] is None and third["blessed"] is False  # not blessed: nothing exported
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--dataset=no-such-dataset"], "no-such-dataset"),
+        (["--dataset=kinship", "--time_budget=soon"], "--time_budget"),
+        (["--dataset=kinship", "--model=rotX"], "--model"),
+        (["--dataset=kinship", "--set=training.nonsense"], "--set"),
+        (["--dataset=kinship", "--dim=abc"], "dim"),
+    ],
+)
+def test_bad_flags_give_one_clear_line(tmp_path, shared_datasets, args, expected):
+    proc = run_cli(*args, f"--pipeline_root={tmp_path}")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert expected in proc.stderr
+
+
+def test_malformed_data_names_file_and_line_and_leaves_no_artifact(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("a\tr\tb\nb\tr\n", encoding="utf-8")
+    (data / "valid.txt").write_text("a\tr\tb\n", encoding="utf-8")
+    (data / "test.txt").write_text("b\tr\ta\n", encoding="utf-8")
+    root = tmp_path / "root"
+    proc = run_cli("--dataset=mine", f"--data_dir={data}", f"--pipeline_root={root}", *FAST)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert "train.txt:2" in proc.stderr
+    assert not [p for p in (root / "ExampleGen").glob("*") if (p / "metadata.json").exists()]
+
+
+def test_killed_training_resumes_from_its_checkpoint(tmp_path, shared_datasets):
+    import signal
+    import time
+
+    root = tmp_path / "root"
+    args = ["--dataset=kinship", f"--pipeline_root={root}", "--time_budget=300s", "--max_epochs=40",
+            "--validate_every=300s", "--num_shards=2", "--strategy=default", "--set=training.checkpoint_every_s=1"]
+    env = {**os.environ, "HALE_TF_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.run", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and not list(root.glob("Trainer/runs/*/checkpoints/ckpt-*.index")):
+            assert proc.poll() is None, "pipeline ended before its first checkpoint"
+            time.sleep(0.5)
+        assert list(root.glob("Trainer/runs/*/checkpoints/ckpt-*.index")), "no checkpoint within 240 s"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not list(root.glob("Trainer/*/metadata.json"))  # the killed Trainer published nothing
+
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resum" in done.stderr.lower()  # the trainer says it resumed from the checkpoint
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["training"]["stop_reason"] == "max_epochs"

@@ -1,0 +1,44 @@
+"""End to end on a real dataset: a short HaLE run on Kinship reaches a clearly non-trivial filtered MRR."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hale_tf import data, losses, models, training
+from hale_tf.evaluation import FilterIndex
+
+
+def _id_splits(root: Path, name: str) -> tuple[dict[str, np.ndarray], int, int]:
+    """Map the string triples of the offline copy to ids (entities/relations sorted by name)."""
+    splits = {s: data.read_triples(root / name / f"{s}.txt.gz") for s in ("train", "valid", "test")}
+    entities = sorted({e for rows in splits.values() for h, _, t in rows for e in (h, t)})
+    relations = sorted({r for rows in splits.values() for _, r, _ in rows})
+    eid = {e: i for i, e in enumerate(entities)}
+    rid = {r: i for i, r in enumerate(relations)}
+    ids = {s: np.array([(eid[h], rid[r], eid[t]) for h, r, t in rows], np.int64) for s, rows in splits.items()}
+    return ids, len(entities), len(relations)
+
+
+def test_kinship_short_training_reaches_nontrivial_mrr(shared_datasets: Path) -> None:
+    ids, n, r = _id_splits(shared_datasets, "kinship")
+    index = FilterIndex.from_triples(ids, num_relations=r, num_entities=n)
+    tf.keras.utils.set_random_seed(0)
+    model = models.get("rotH", num_entities=n, num_relations=2 * r, dim=32)
+    random_mrr = np.mean(1.0 / np.arange(1, n + 1))  # ≈ 0.05 for 104 entities
+    start = time.perf_counter()
+    # 200 steps (not a time budget) so the floor does not depend on how loaded the machine is.
+    result = training.fit(
+        model, losses.HaLELoss("all", temperature=1.0), ids["train"], batch_size=256, learning_rate=0.01,
+        max_steps=200,
+        validation=training.ValidationData(ids["valid"], index, options={"jit_compile": False}),
+        validate_every_steps=100, verbose=0,
+    )
+    wall = time.perf_counter() - start
+    # Measured: valid MRR 0.66-0.67 after 200 steps (~12 s on 2 busy cores); the floor leaves room.
+    assert result.best_mrr > 0.5 > 5 * random_mrr, result.validations
+    assert [v["step"] for v in result.validations] == [100, 200]
+    assert wall < 60.0
