@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from hale_tf.atomic import atomic_open
 
 __all__ = ["FilterIndex", "FILTER_INDEX_FILENAME", "validate_triples"]
 
@@ -216,18 +217,8 @@ class FilterIndex:
             "sources": list(self.sources),
             "num_pairs": self.num_pairs,
         }
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".filter_index.", suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, keys=self.keys, offsets=self.offsets, answers=self.answers,
-                         meta=np.array(json.dumps(meta)))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path, "wb") as f:
+            np.savez(f, keys=self.keys, offsets=self.offsets, answers=self.answers, meta=np.array(json.dumps(meta)))
         return path
 
     @classmethod

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hale_tf.atomic import atomic_write_text
 
 __all__ = ["EvaluationResult", "TIE_RULES", "SIDES", "RESULT_FORMAT", "compute_metrics"]
 
@@ -139,21 +140,7 @@ class EvaluationResult:
 
     def to_json(self, path: str | os.PathLike, indent: int = 2) -> Path:
         """Write :meth:`to_dict` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, indent=indent, allow_nan=False)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return p
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=indent, allow_nan=False) + "\n")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvaluationResult:

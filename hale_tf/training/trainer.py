@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from hale_tf import losses as losses_lib
+from hale_tf.atomic import atomic_write_text
 from hale_tf.training.config import TrainingConfig
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 
@@ -136,7 +137,7 @@ class TrainingResult:
     def to_json(self, path: str | os.PathLike) -> Path:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(p, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        atomic_write_text(p, json.dumps(self.to_dict(), indent=1, allow_nan=False))
         return p
 
 
@@ -173,11 +174,6 @@ def _finite_or_none(value: Any) -> Any:
         return [_finite_or_none(v) for v in value]
     return value
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _created_in(strategy: tf.distribute.Strategy, model: Any) -> bool:
@@ -560,7 +556,7 @@ def _run_config_text(config: TrainingConfig, loss: losses_lib.KGELoss, model: An
 
 
 def _write_run_config(directory: Path, config: TrainingConfig, loss: losses_lib.KGELoss, model: Any) -> None:
-    _atomic_write(directory / "run_config.json", _run_config_text(config, loss, model) + "\n")
+    atomic_write_text(directory / "run_config.json", _run_config_text(config, loss, model) + "\n")
 
 
 def _max_steps(config: TrainingConfig, batches_per_epoch: int) -> int | None:
