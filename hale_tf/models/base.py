@@ -176,8 +176,11 @@ class KGEModel(keras.Model):
 
         This is the form in-batch and sampled negatives use: no ``[B, M, d]`` tensor is formed.
         """
+        return self._score_entities(h, r, entity_ids)
+
+    def _score_entities(self, h: tf.Tensor, r: tf.Tensor, entity_ids: tf.Tensor, **distance_options: Any) -> tf.Tensor:
         h, r, entity_ids = (tf.cast(x, tf.int32) for x in (h, r, entity_ids))
-        delta = self.squared_distance_to_entities(self.query(h, r), self.entities(entity_ids))
+        delta = self.squared_distance_to_entities(self.query(h, r), self.entities(entity_ids), **distance_options)
         return self.score_from_distance(
             delta, self.entities.head_biases(h)[:, tf.newaxis],
             self.entities.tail_biases(entity_ids)[tf.newaxis, :],

@@ -12,7 +12,9 @@ Typical use::
                           validate_every_s=60, patience=5, checkpoint_dir="run/ckpt", log_dir="run/logs")
 """
 
+from hale_tf.training import optimizers
 from hale_tf.training.config import TrainingConfig
+from hale_tf.training.optimizers import LazyAdam
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 from hale_tf.training.trainer import (
     NonFiniteError,
@@ -24,6 +26,6 @@ from hale_tf.training.trainer import (
 )
 
 __all__ = [
-    "BatchSampler", "NonFiniteError", "TrainQueries", "TrainingConfig", "TrainingResult", "ValidationData",
-    "as_train_queries", "default_strategy", "epoch_permutation", "fit", "mirrored_strategy",
+    "BatchSampler", "LazyAdam", "NonFiniteError", "TrainQueries", "TrainingConfig", "TrainingResult", "ValidationData",
+    "as_train_queries", "default_strategy", "epoch_permutation", "fit", "mirrored_strategy", "optimizers",
 ]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrainingConfig"]
+import tensorflow as tf
+
+__all__ = ["LR_DECAYS", "TrainingConfig"]
+
+LR_DECAYS = ("none", "linear", "cosine")
 
 
 @dataclass
@@ -25,6 +30,14 @@ class TrainingConfig:
             HaLE defaults of docs/training.md; the KGEmb baselines use Adam 1e-3.
         seed: seeds the epoch permutations (stateless, from (seed, epoch)) and the negatives (from
             (seed, step)), so a run is a deterministic function of its config and initial weights.
+
+    Learning-rate decay over the run (budgeted training): ``lr_decay`` ``none`` | ``linear`` | ``cosine``
+        scales the learning rate by a function of the run's *progress* p ∈ [0, 1], from 1 at p = 0 to
+        ``lr_decay_to`` at p = 1: linear 1 − (1 − a)p, cosine a + (1 − a)(1 + cos πp)/2. p is the largest of
+        step/max_steps, epochs/max_epochs and training seconds/time_budget_s (the limit that ends the run
+        first), so a 10-minute run anneals over its 10 minutes. Set before every step inside the compiled loop (the
+        time share of a step is estimated from the measured step time); with step or epoch limits the rate
+        is a function of the step, so a resumed run repeats the schedule exactly.
 
     Stopping (whichever comes first; at least one must be set):
         time_budget_s: wall-clock seconds of *training* (validation and checkpoint time excluded).
@@ -52,6 +65,8 @@ class TrainingConfig:
     learning_rate: float = 1e-2
     optimizer_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    lr_decay: str = "none"
+    lr_decay_to: float = 0.0
     time_budget_s: float | None = None
     max_epochs: float | None = None
     max_steps: int | None = None
@@ -79,10 +94,24 @@ class TrainingConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 or None, got {value}")
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {LR_DECAYS}, got {self.lr_decay!r}")
+        if not 0.0 <= self.lr_decay_to <= 1.0:
+            raise ValueError(f"lr_decay_to must be in [0, 1], got {self.lr_decay_to}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
         if self.steps_per_call < 1 or self.log_every_steps < 1 or self.keep_checkpoints < 1:
             raise ValueError("steps_per_call, log_every_steps and keep_checkpoints must be >= 1")
+
+    def lr_factor(self, progress: Any) -> tf.Tensor:
+        """The learning-rate multiplier at run progress ``progress`` ∈ [0, 1] (see ``lr_decay``), a tensor."""
+        p = tf.clip_by_value(tf.cast(progress, tf.float32), 0.0, 1.0)
+        floor = tf.constant(self.lr_decay_to, tf.float32)
+        if self.lr_decay == "linear":
+            return 1.0 - (1.0 - floor) * p
+        if self.lr_decay == "cosine":
+            return floor + (1.0 - floor) * 0.5 * (1.0 + tf.cos(math.pi * p))
+        return tf.ones_like(p)
 
     def replace(self, **changes: Any) -> TrainingConfig:
         """A copy with ``changes`` (unknown names are an error, so a typo cannot pass silently)."""

@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from hale_tf import losses as losses_lib
 from hale_tf.atomic import atomic_write_text
+from hale_tf.training import optimizers
 from hale_tf.training.config import TrainingConfig
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 
@@ -184,13 +185,12 @@ def _created_in(strategy: tf.distribute.Strategy, model: Any) -> bool:
 def _make_optimizer(optimizer: Any, config: TrainingConfig) -> keras.optimizers.Optimizer:
     """A fresh optimiser (inside the current strategy scope) from a name, config dict or instance."""
     if optimizer is None:
-        return keras.optimizers.get(
-            {"class_name": config.optimizer,
-             "config": {"learning_rate": config.learning_rate, **config.optimizer_params}}
-        )
+        return optimizers.get(config.optimizer, config.learning_rate, **config.optimizer_params)
     if isinstance(optimizer, keras.optimizers.Optimizer):
         # Keras' TF optimiser remembers the strategy current at construction: clone inside the scope.
         return type(optimizer).from_config(optimizer.get_config())
+    if isinstance(optimizer, str):
+        return optimizers.get(optimizer, config.learning_rate, **config.optimizer_params)
     return keras.optimizers.get(optimizer)
 
 
@@ -243,11 +243,14 @@ class _Stepper:
     def __init__(
         self, model: Any, loss: losses_lib.KGELoss, optimizer: keras.optimizers.Optimizer,
         strategy: tf.distribute.Strategy, sampler: BatchSampler, seed: int,
+        lr_schedule: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
     ) -> None:
         self.model, self.loss, self.optimizer = model, loss, optimizer
+        self.lr_schedule = lr_schedule  # (step, time progress) -> learning rate, set before each step
         self.strategy, self.sampler = strategy, sampler
         self.seed = int(seed)
         self.variables = list(model.trainable_variables)
+        self.sparse_gradients = bool(getattr(optimizer, "supports_sparse_gradients", False))
         self.term_names: list[str] = []
         self.train = tf.function(self._train_steps)
 
@@ -268,13 +271,14 @@ class _Stepper:
             global_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count) if replicas > 1 else count
             objective = tf.reduce_sum(out.per_example) / global_count
         grads = tape.gradient(objective, self.variables)
-        # Densify the embedding gradients (IndexedSlices from tf.gather). (1) Keras 3 applies IndexedSlices
-        # row-wise with scatter_add *without summing duplicate rows first*, so an entity gathered twice in a
-        # batch gets a corrupted Adam moment (updates larger than the learning rate; measured). (2) Their
-        # row counts differ per replica, which the collective all-reduce cannot gather. Keras' Adam update
-        # is dense anyway, so this costs one N×d scatter-add per table.
-        grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
-                 for g, v in zip(grads, self.variables, strict=True)]
+        # Densify the embedding gradients (IndexedSlices from tf.gather) unless the optimiser handles them
+        # itself on one replica (LazyAdam deduplicates rows). (1) Keras 3 applies IndexedSlices row-wise
+        # with scatter_add *without summing duplicate rows first*, so an entity gathered twice in a batch
+        # gets a corrupted Adam moment (updates larger than the learning rate; measured). (2) Their row
+        # counts differ per replica, which the collective all-reduce cannot gather.
+        keep_sparse = self.sparse_gradients and replicas == 1
+        grads = [tf.zeros_like(v) if g is None else g if keep_sparse and isinstance(g, tf.IndexedSlices)
+                 else tf.convert_to_tensor(g) for g, v in zip(grads, self.variables, strict=True)]
         self.term_names = sorted(out.terms)
         sums = tf.stack([tf.reduce_sum(out.per_example)] + [tf.reduce_sum(out.terms[k]) for k in self.term_names])
         bad = tf.stack([_count_nonfinite(g) for g in grads])
@@ -283,17 +287,27 @@ class _Stepper:
     def _apply(self, grads: list[Any]) -> None:
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
 
-    def _train_steps(self, batches: tf.Tensor, start: tf.Tensor, count: tf.Tensor, first_step: tf.Tensor) -> Any:
+    def _train_steps(
+        self, batches: tf.Tensor, start: tf.Tensor, count: tf.Tensor, first_step: tf.Tensor,
+        time_progress: tf.Tensor, time_progress_per_step: tf.Tensor,
+    ) -> Any:
         """Run up to ``count`` steps on ``batches[start:start+count]``; stop before a non-finite update.
 
-        Returns (steps done, values [done, 1 + terms], non-finite gradient counts [done, variables]).
+        ``time_progress`` (+ ``time_progress_per_step`` per step) estimates the time budget used, for the
+        learning-rate schedule. Returns (steps done, values [done, 1 + terms], non-finite gradient counts
+        [done, variables], learning rate [done]).
         """
+        rates = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         values = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         bad_grads = tf.TensorArray(tf.float32, size=0, dynamic_size=True)
         done = tf.constant(0, tf.int32)
         for i in tf.range(count):
             step = first_step + tf.cast(i, tf.int64)
             seed = tf.stack([tf.constant(self.seed, tf.int64), step])
+            if self.lr_schedule is not None:
+                progress = time_progress + tf.cast(i, tf.float32) * time_progress_per_step
+                self.optimizer.learning_rate = self.lr_schedule(step, progress)
+            rates = rates.write(i, tf.cast(self.optimizer.learning_rate, tf.float32))
             grads, sums, bad = self.strategy.run(self._replica_step, args=(batches[start + i], seed))
             sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
             bad = self.strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None)
@@ -305,7 +319,7 @@ class _Stepper:
                 self.strategy.run(self._apply, args=(grads,))
             else:
                 break
-        return done, values.stack(), bad_grads.stack()
+        return done, values.stack(), bad_grads.stack(), rates.stack()
 
 
 # ---------------------------------------------------------------------------------------------- fit
@@ -374,12 +388,23 @@ def fit(
     batches_per_epoch = sampler.epoch_size // config.batch_size
     if batches_per_epoch < 1:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {sampler.epoch_size} training examples")
-    stepper = _Stepper(train_model, loss, opt, strategy, sampler, config.seed)
+    max_steps = _max_steps(config, batches_per_epoch)
+    lr_schedule = None
+    if config.lr_decay != "none":
+        # The undecayed rate: a resumed optimiser holds a decayed value, so it is kept in the checkpoint.
+        with strategy.scope():
+            base_lr = tf.Variable(_current_lr(opt), trainable=False, dtype=tf.float32)
+        lr_schedule = functools.partial(_scheduled_lr, config, max_steps, base_lr)
+    else:
+        base_lr = None
+    stepper = _Stepper(train_model, loss, opt, strategy, sampler, config.seed, lr_schedule)
 
     # Shadow copies of the best weights and the run state live in the checkpoint, next to the weights.
     best_weights = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in train_model.weights]
     state_text = tf.Variable("", dtype=tf.string, trainable=False)
     checkpoint = tf.train.Checkpoint(model=train_model, optimizer=opt, best=best_weights, state=state_text)
+    if base_lr is not None:
+        checkpoint.base_lr = base_lr
     manager = None
     state = _RunState()
     if checkpoint_dir is not None:
@@ -400,7 +425,6 @@ def fit(
     if config.checkpoint_every_s and state.next_checkpoint_s is None:
         state.next_checkpoint_s = config.checkpoint_every_s
 
-    max_steps = _max_steps(config, batches_per_epoch)
     progbar = keras.utils.Progbar(max_steps, stateful_metrics=["loss", "mrr", "s"]) if config.verbose else None
     perm_epoch, batches = -1, None
     step_seconds: float | None = None  # running estimate, to size the calls
@@ -455,23 +479,25 @@ def fit(
                 batches = tf.reshape(order[: batches_per_epoch * config.batch_size], [batches_per_epoch, -1])
                 perm_epoch = epoch
             count = _call_size(state, config, batches_per_epoch - position, max_steps, step_seconds)
+            time_progress, time_rate = _time_progress(state, config, step_seconds)
             t0 = time.perf_counter()
-            done, values, bad = stepper.train(
+            done, values, bad, rates = stepper.train(
                 batches, tf.constant(position, tf.int32), tf.constant(count, tf.int32),
-                tf.constant(state.step, tf.int64),
+                tf.constant(state.step, tf.int64), tf.constant(time_progress, tf.float32),
+                tf.constant(time_rate, tf.float32),
             )
-            done, values, bad = int(done), values.numpy(), bad.numpy()
+            done, values, bad, rates = int(done), values.numpy(), bad.numpy(), rates.numpy()
             elapsed = time.perf_counter() - t0
             state.train_seconds += elapsed
             if done:
                 step_seconds = elapsed / done if step_seconds is None else 0.5 * (step_seconds + elapsed / done)
             nonfinite = _find_nonfinite(values, bad, stepper, state.step)
             good = done - (nonfinite is not None)
-            _record(state, stepper.term_names, values[:good], _current_lr(opt), elapsed, good)
+            _record(state, stepper.term_names, values[:good], rates[:good], elapsed, good)
             t_log = time.perf_counter()
             if writer is not None:
                 _write_train_summaries(writer, state, stepper.term_names, values[:good], config.log_every_steps,
-                                       _current_lr(opt))
+                                       float(rates[good - 1]) if good else _current_lr(opt))
             state.step += good
             if progbar is not None and good:
                 progbar.update(min(state.step, max_steps or state.step),
@@ -602,6 +628,26 @@ def _call_size(
     return max(1, n)
 
 
+def _time_progress(state: _RunState, config: TrainingConfig, step_seconds: float | None) -> tuple[float, float]:
+    """Share of the time budget used so far, and the share one step uses (0, 0 without a budget)."""
+    if not config.time_budget_s:
+        return 0.0, 0.0
+    return state.train_seconds / config.time_budget_s, (step_seconds or 0.0) / config.time_budget_s
+
+
+def _scheduled_lr(
+    config: TrainingConfig, max_steps: int | None, base_lr: tf.Variable, step: tf.Tensor, time_progress: tf.Tensor
+) -> tf.Tensor:
+    """The decayed learning rate at ``step``: progress is the larger of step/max_steps and time used.
+
+    A function of the step alone for step/epoch limits, so a resumed run repeats the schedule exactly.
+    """
+    progress = time_progress
+    if max_steps:
+        progress = tf.maximum(progress, tf.cast(step, tf.float32) / float(max_steps))
+    return base_lr * config.lr_factor(progress)
+
+
 def _validation_due(state: _RunState, config: TrainingConfig) -> bool:
     if config.validate_every_steps and state.step % config.validate_every_steps == 0:
         return True
@@ -630,7 +676,8 @@ def _find_nonfinite(values: np.ndarray, bad: np.ndarray, stepper: _Stepper, firs
 
 
 def _record(
-    state: _RunState, term_names: list[str], values: np.ndarray, learning_rate: float, elapsed: float, done: int
+    state: _RunState, term_names: list[str], values: np.ndarray, learning_rates: np.ndarray, elapsed: float,
+    done: int,
 ) -> None:
     hist = state.history
     for j, name in enumerate(["loss", *term_names]):
@@ -638,7 +685,7 @@ def _record(
     # Training seconds after each step, spread evenly over the call (only the call's total is measured).
     start = state.train_seconds - elapsed
     hist.setdefault("seconds", []).extend(start + elapsed * (i + 1) / max(done, 1) for i in range(done))
-    hist.setdefault("learning_rate", []).extend([learning_rate] * done)
+    hist.setdefault("learning_rate", []).extend(float(v) for v in learning_rates[:done])
 
 
 def _write_train_summaries(

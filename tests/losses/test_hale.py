@@ -106,6 +106,31 @@ def test_filtering_removes_other_answers_only() -> None:
     np.testing.assert_allclose(filt[~many], plain[~many], rtol=1e-5)
 
 
+@pytest.mark.parametrize("power", [0.5, 1.0])
+def test_answer_weighting_scales_each_query_by_its_answer_count(power: float) -> None:
+    model = _model()
+    batch = losses.QueryBatch.from_lists(QUERIES)
+    plain = losses.HaLELoss("in_batch")(model, batch)
+    weighted = losses.HaLELoss("in_batch", answer_weight_power=power)(model, batch)
+    counts = np.array([len(q[2]) for q in QUERIES], np.float32)
+    np.testing.assert_allclose(weighted.per_example.numpy(), plain.per_example.numpy() * counts**power, rtol=1e-6)
+    np.testing.assert_allclose(weighted.terms["alignment"].numpy(), plain.terms["alignment"].numpy())
+
+
+def test_n3_adds_the_cubed_norms_of_head_and_mean_answer() -> None:
+    model = _model()
+    batch = losses.QueryBatch.from_lists(QUERIES)
+    plain = losses.HaLELoss("in_batch")(model, batch)
+    regularised = losses.HaLELoss("in_batch", n3_weight=0.5)(model, batch)
+    table = np.asarray(model.entities.embeddings)
+    cubed = lambda i: np.sum(np.abs(table[i]) ** 3)  # noqa: E731
+    expected = [0.5 * (cubed(h) + np.mean([cubed(t) for t in ts])) for h, _, ts in QUERIES]
+    np.testing.assert_allclose(regularised.terms["n3"].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(regularised.per_example.numpy(), plain.per_example.numpy() + expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="n3_weight"):
+        losses.HaLELoss(n3_weight=-1.0)
+
+
 def test_frequency_sampling_follows_counts() -> None:
     model = _model()
     loss = losses.HaLELoss("sampled", num_samples=4000, sampling="frequency", frequency_power=1.0)

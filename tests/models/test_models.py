@@ -176,5 +176,37 @@ def test_per_relation_ball_norm_table_path_matches_reference(name):
     np.testing.assert_allclose(model.score_all(h, r).numpy(), ref.reference_scores(model, h, r),
                                rtol=1e-3, atol=1e-3)
     ids = np.array([3, 9, 30], np.int32)
+    # score_entities runs the XLA-fused block (reordered float32 arithmetic): 2.3e-4 relative measured on
+    # distances ≈ 55 near the boundary, so the reference tolerance applies.
     np.testing.assert_allclose(model.score_entities(h, r, ids).numpy(), model.score_all(h, r).numpy()[:, ids],
-                               rtol=1e-4, atol=1e-4)
+                               rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["rotH", "attH"])
+def test_fused_distance_matches_graph_mode_with_dynamic_candidates(name):
+    # Inside a tf.function with an unknown candidate count, the fused block pads to a bucket and slices.
+    plain = make(name)
+    fused = models.get(name, **{**plain.get_config(), "fused_distance": True})
+    fused.set_weights(plain.get_weights())
+    rng = np.random.default_rng(5)
+    h = tf.constant(rng.integers(0, NUM_ENTITIES, 40), tf.int32)
+    r = tf.constant(rng.integers(0, NUM_RELATIONS, 40), tf.int32)
+    ids = tf.constant(rng.integers(0, NUM_ENTITIES, 37), tf.int32)
+
+    def scores_and_grads(model):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32)])
+        def run(candidates):
+            with tf.GradientTape() as tape:
+                scores = model.score_entities(h, r, candidates)
+                objective = tf.reduce_sum(tf.nn.log_softmax(scores, axis=1))
+            return scores, tape.gradient(objective, model.trainable_variables)
+
+        scores, grads = run(ids)
+        return scores.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads]
+
+    ref_scores, ref_grads = scores_and_grads(plain)
+    got_scores, got_grads = scores_and_grads(fused)
+    assert got_scores.shape == (40, 37)
+    np.testing.assert_allclose(got_scores, ref_scores, rtol=1e-3, atol=1e-3)
+    for got, want in zip(got_grads, ref_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-3 * max(1.0, np.abs(want).max()))

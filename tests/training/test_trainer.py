@@ -25,9 +25,9 @@ def _triples(seed: int = 0, n: int = 600) -> np.ndarray:
     return np.stack([h, r, t], axis=1)
 
 
-def _model(seed: int = 0, name: str = MODEL) -> models.KGEModel:
+def _model(seed: int = 0, name: str = MODEL, **config) -> models.KGEModel:
     tf.keras.utils.set_random_seed(seed)
-    return models.get(name, num_entities=N, num_relations=2 * R, dim=8, init_scale=0.1)
+    return models.get(name, num_entities=N, num_relations=2 * R, dim=8, init_scale=0.1, **config)
 
 
 def _weights(model) -> list[np.ndarray]:
@@ -54,6 +54,25 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     for a, b in zip(_weights(resumed_model), _weights(full.model), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert json.loads((tmp_path / "run_config.json").read_text())["loss"]["negatives"] == "sampled"
+
+
+def test_lr_decay_follows_the_run_and_survives_a_kill(tmp_path: Path) -> None:
+    loss = losses.HaLELoss("in_batch", temperature=0.5)
+    kw = {**QUICK, "max_steps": 14, "steps_per_call": 3, "lr_decay": "linear", "lr_decay_to": 0.1}
+    full = training.fit(_model(), loss, _triples(), **kw)
+    lr = np.array(full.history["learning_rate"])
+    np.testing.assert_allclose(lr, 0.01 * (1 - 0.9 * np.arange(14) / 14), rtol=1e-6)  # progress = step / 14
+
+    def killed(model):  # a kill during the validation at step 6
+        raise KeyboardInterrupt
+
+    first = training.fit(_model(), loss, _triples(), checkpoint_dir=tmp_path, validation_fn=killed,
+                         validate_every_steps=6, **kw)
+    assert first.stop_reason == "interrupted" and first.steps == 6
+    second = training.fit(_model(seed=99), loss, _triples(), checkpoint_dir=tmp_path, **kw)
+    assert second.steps == 14
+    np.testing.assert_allclose(second.history["learning_rate"], lr, rtol=1e-6)
+    np.testing.assert_allclose(second.history["loss"], full.history["loss"], rtol=1e-6, atol=1e-7)
 
 
 class _Poisoned(losses.KGELoss):
@@ -139,13 +158,15 @@ def test_time_budget_excludes_validation_and_writes_summaries(tmp_path: Path) ->
             "weights/curvatures"} <= tags
 
 
-def test_two_replicas_train_like_one() -> None:
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_two_replicas_train_like_one(optimizer: str) -> None:
+    # lazy_adam: sparse row updates on one replica, the dense "touched rows" rule on two.
     cpus = tf.config.list_logical_devices("CPU")
     if len(cpus) < 2:
         pytest.skip("needs 2 logical CPU devices (configured in tests/conftest.py)")
     strategy = training.mirrored_strategy((cpus[0].name, cpus[1].name))  # shared with the loss tests
     loss = losses.HaLELoss("in_batch", temperature=0.5)
-    kw = {**QUICK, "max_steps": 6, "steps_per_call": 3}
+    kw = {**QUICK, "max_steps": 6, "steps_per_call": 3, "optimizer": optimizer}
     one = training.fit(_model(), loss, _triples(), **kw)
     two = training.fit(_model(), loss, _triples(), **{**kw, "strategy": strategy})
     np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-5)
@@ -160,5 +181,10 @@ def test_config_json_round_trip_and_validation() -> None:
         config.replace(batchsize=3)
     with pytest.raises(ValueError):
         training.TrainingConfig(batch_size=0)
+    with pytest.raises(ValueError, match="lr_decay must be one of"):
+        training.TrainingConfig(lr_decay="step")
+    cosine = training.TrainingConfig(lr_decay="cosine", lr_decay_to=0.2)
+    assert [round(float(cosine.lr_factor(p)), 6) for p in (0.0, 0.5, 1.0, 2.0)] == [1.0, 0.6, 0.2, 0.2]
+    assert float(training.TrainingConfig().lr_factor(0.7)) == 1.0
     with pytest.raises(ValueError, match="at least one"):
         training.fit(_model(), "hale", _triples(), verbose=0)
