@@ -18,6 +18,8 @@ any other TrainingConfig field as ``hale.training.FIELD``, e.g. ``hale.training.
 - ``hale-plain``: the same without N3 and weight decay (the first round's defaults);
 - ``ns``: KGEmb recipe: 50 uniform negatives per positive, Adam 1e-3, batch 500 triples;
 - ``sa``: the same with RotatE self-adversarial weighting (α = 1);
+- ``hale+ns``: ``hale-plain`` for the first 20 % of the budget, then ``ns`` on the same model (phases:
+  ``--set 'hale+ns.phases=[["hale", 0.3], ["ns", 1.0]]'``);
 - ``softmax``: 1-vs-all cross-entropy (KGEmb "full"), Adam 1e-3, batch 500 triples;
 - ``bce``: 1-vs-all binary cross-entropy over queries.
 """
@@ -69,6 +71,9 @@ METHODS: dict[str, dict[str, Any]] = {
         "loss": {"name": "self_adversarial", "num_negatives": 50, "adversarial_temperature": 1.0},
         "model": {}, "optimizer": "adam", "lr": 1e-3, "batch_size": 500,
     },
+    # HaLE's fast start, then negative sampling's better generalisation (docs/training.md, second round):
+    # phases are (method, end as a share of the budget).
+    "hale+ns": {"phases": [["hale-plain", 0.2], ["ns", 1.0]]},
     "softmax": {"loss": {"name": "softmax"}, "model": {}, "optimizer": "adam", "lr": 1e-3, "batch_size": 500},
     "bce": {
         "loss": {"name": "bce", "batch_unit": "queries"}, "model": {}, "optimizer": "adam", "lr": 1e-3,
@@ -124,46 +129,74 @@ def mrr_at(validations: list[dict[str, float]], seconds: float, trained: float) 
     return done[-1]["mrr"] if done else None
 
 
-def run_one(args: argparse.Namespace, ids: dict[str, np.ndarray], n: int, r: int, index: FilterIndex,
-            model_name: str, method: str, spec: dict[str, Any]) -> dict[str, Any]:
-    tf.keras.utils.set_random_seed(args.seed)
-    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=args.dim, **spec["model"])
-    loss = losses.get(copy.deepcopy(spec["loss"]))
-    config = training.TrainingConfig(
+def phase_config(args: argparse.Namespace, spec: dict[str, Any], budget: float,
+                 max_steps: int | None) -> training.TrainingConfig:
+    return training.TrainingConfig(
         batch_size=int(spec["batch_size"]), optimizer=spec["optimizer"], learning_rate=float(spec["lr"]),
-        time_budget_s=args.budget, max_steps=args.max_steps, validate_every_s=args.eval_every,
+        time_budget_s=budget, max_steps=max_steps, validate_every_s=args.eval_every,
         patience=args.patience, seed=args.seed,
         checkpoint_every_s=None, verbose=args.verbose, steps_per_call=int(spec.get("steps_per_call", 20)),
     ).replace(**spec.get("training", {}))
+
+
+def run_one(args: argparse.Namespace, ids: dict[str, np.ndarray], n: int, r: int, index: FilterIndex,
+            model_name: str, method: str, methods: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Train one (model, method) for the budget; a method with ``phases`` runs other methods one after
+    another on the same model (e.g. HaLE for the first 20 % of the budget, then negative sampling)."""
+    spec = methods[method]
+    phases = [(name, float(end)) for name, end in spec.get("phases", [[method, 1.0]])]
+    phase_specs = [methods[name] if "phases" in spec else spec for name, _ in phases]
+    tf.keras.utils.set_random_seed(args.seed)
+    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=args.dim, **phase_specs[0]["model"])
     eval_options = {"memory_budget": args.eval_memory}
+    validation = training.ValidationData(ids["valid"], index, options=eval_options)
     wall = time.perf_counter()
-    result = training.fit(
-        model, loss, ids["train"], config=config,
-        validation=training.ValidationData(ids["valid"], index, options=eval_options),
-        log_dir=(Path(args.out) / "logs" / f"{args.tag}{model_name}-{method}") if args.logs else None,
-    )
+    validations: list[dict[str, Any]] = []
+    steps, epochs, train_seconds, eval_seconds, first_call = 0, 0.0, 0.0, 0.0, None
+    configs, loss_configs, begin, result = [], [], 0.0, None
+    for (name, end), phase_spec in zip(phases, phase_specs, strict=True):
+        share = end - begin
+        loss = losses.get(copy.deepcopy(phase_spec["loss"]))
+        # A phase ends at its share of the *total* budget, whatever the previous phase overshot.
+        config = phase_config(args, phase_spec, max(1.0, end * args.budget - train_seconds),
+                              None if args.max_steps is None else max(1, round(share * args.max_steps)))
+        result = training.fit(
+            model, loss, ids["train"], config=config, validation=validation,
+            log_dir=(Path(args.out) / "logs" / f"{args.tag}{model_name}-{method}-{name}") if args.logs else None,
+        )
+        validations += [{**v, "seconds": v["seconds"] + train_seconds, "step": v["step"] + steps, "phase": name}
+                        for v in result.validations]
+        if first_call is None and result.steps:
+            first_call = result.history["seconds"][0]
+        steps, epochs = steps + result.steps, epochs + result.epochs
+        train_seconds, eval_seconds = train_seconds + result.train_seconds, eval_seconds + result.eval_seconds
+        configs.append(config.to_dict())
+        loss_configs.append(loss.get_config())
+        begin = end
+    best = max(validations, key=lambda v: v["mrr"]) if validations else None
     t0 = time.perf_counter()
     test = evaluate(model, ids["test"], num_relations=r, filter_index=index, split="test", **eval_options)
     test_seconds = time.perf_counter() - t0
     row = {
-        "model": model_name, "method": method, "spec": spec, "loss_config": loss.get_config(),
-        "training_config": config.to_dict(), "steps": result.steps, "epochs": result.epochs,
-        "train_seconds": result.train_seconds, "eval_seconds": result.eval_seconds,
-        "first_call_seconds": result.history["seconds"][0] if result.steps else None,
-        "steps_per_second": result.steps / max(result.train_seconds, 1e-9),
-        "stop_reason": result.stop_reason, "best_step": result.best_step, "best_valid_mrr": result.best_mrr,
-        "valid_mrr_at": {str(m): mrr_at(result.validations, m, result.train_seconds) for m in MARKS_S},
-        "validations": result.validations, "test": test.headline, "test_seconds": test_seconds,
+        "model": model_name, "method": method, "spec": spec, "phases": phases,
+        "loss_config": loss_configs[0] if len(phases) == 1 else loss_configs,
+        "training_config": configs[0] if len(phases) == 1 else configs, "steps": steps, "epochs": epochs,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds, "first_call_seconds": first_call,
+        "steps_per_second": steps / max(train_seconds, 1e-9),
+        "stop_reason": result.stop_reason, "best_step": best and best["step"],
+        "best_valid_mrr": best["mrr"] if best else float("nan"),
+        "valid_mrr_at": {str(m): mrr_at(validations, m, train_seconds) for m in MARKS_S},
+        "validations": validations, "test": test.headline, "test_seconds": test_seconds,
         "wall_seconds": time.perf_counter() - wall, "load_average": os.getloadavg(),
         "final_loss": result.history["loss"][-1] if result.steps else None,
     }
     marks = " ".join(f"{m // 60}m={'-' if v is None else f'{v:.3f}'}" for m, v in
                      ((m, row["valid_mrr_at"][str(m)]) for m in MARKS_S))
     print(
-        f"{model_name:6s} {method:8s} steps {result.steps:6d} ({row['steps_per_second']:.1f}/s, first call "
-        f"{row['first_call_seconds']:.1f} s)  valid MRR@{marks}"
-        f"  best {result.best_mrr:.4f}  test MRR {test.mrr:.4f} H@1 {test.hits(1):.4f} H@3 {test.hits(3):.4f} "
-        f"H@10 {test.hits(10):.4f}  (train {result.train_seconds:.0f} s, eval {result.eval_seconds:.0f} s, "
+        f"{model_name:6s} {method:8s} steps {steps:6d} ({row['steps_per_second']:.1f}/s, first call "
+        f"{first_call or 0.0:.1f} s)  valid MRR@{marks}"
+        f"  best {row['best_valid_mrr']:.4f}  test MRR {test.mrr:.4f} H@1 {test.hits(1):.4f} H@3 {test.hits(3):.4f} "
+        f"H@10 {test.hits(10):.4f}  (train {train_seconds:.0f} s, eval {eval_seconds:.0f} s, "
         f"load {row['load_average'][0]:.1f})",
         flush=True,
     )
@@ -227,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     index = FilterIndex.from_triples(ids, num_relations=r, num_entities=n)
     print(f"{args.dataset}: {n} entities, {r} relations, {len(ids['train'])} train triples; budget "
           f"{args.budget:.0f} s per run, validation every {args.eval_every:.0f} s; d = {args.dim}", flush=True)
-    rows = [run_one(args, ids, n, r, index, m, meth, methods[meth]) for m in model_names for meth in chosen]
+    rows = [run_one(args, ids, n, r, index, m, meth, methods) for m in model_names for meth in chosen]
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -425,7 +425,23 @@ def fit(
     if config.checkpoint_every_s and state.next_checkpoint_s is None:
         state.next_checkpoint_s = config.checkpoint_every_s
 
-    progbar = keras.utils.Progbar(max_steps, stateful_metrics=["loss", "mrr", "s"]) if config.verbose else None
+    # Under a time budget the bar counts training seconds (its target is the budget); otherwise steps.
+    by_seconds = config.time_budget_s is not None
+    progbar = None
+    if config.verbose:
+        target = int(math.ceil(config.time_budget_s)) if by_seconds else max_steps
+        progbar = keras.utils.Progbar(target, unit_name="s" if by_seconds else "step",
+                                      stateful_metrics=["loss", "mrr", "step", "s"])
+
+    def progbar_update(values: list[tuple[str, float]]) -> None:
+        if by_seconds:
+            position = min(int(state.train_seconds), progbar.target)
+            values = [*values, ("step", state.step)]
+        else:
+            position = min(state.step, max_steps or state.step)
+            values = [*values, ("s", state.train_seconds)]
+        progbar.update(position, values)
+
     perm_epoch, batches = -1, None
     step_seconds: float | None = None  # running estimate, to size the calls
     stop_reason, message, nonfinite = "", "", None
@@ -455,7 +471,7 @@ def fit(
                     tf.summary.scalar(f"validation_by_seconds/{name}", v, step=int(round(state.train_seconds)))
                 _weight_histograms(train_model, state.step)
         if progbar is not None:
-            progbar.update(min(state.step, max_steps or state.step), [("mrr", mrr)])
+            progbar_update([("mrr", mrr)])
         log.info("step %d (%.1f s): validation %s", state.step, state.train_seconds, metrics)
         return config.patience is not None and state.bad_validations >= config.patience
 
@@ -500,8 +516,7 @@ def fit(
                                        float(rates[good - 1]) if good else _current_lr(opt))
             state.step += good
             if progbar is not None and good:
-                progbar.update(min(state.step, max_steps or state.step),
-                               [("loss", float(values[good - 1, 0])), ("s", state.train_seconds)])
+                progbar_update([("loss", float(values[good - 1, 0]))])
             state.other_seconds += time.perf_counter() - t_log
             if nonfinite is not None:
                 bad_step, tensor = nonfinite

@@ -158,6 +158,15 @@ def test_time_budget_excludes_validation_and_writes_summaries(tmp_path: Path) ->
             "weights/curvatures"} <= tags
 
 
+def test_progress_bar_counts_seconds_under_a_time_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    kw = {**QUICK, "verbose": 1}
+    training.fit(_model(), "hale", _triples(), time_budget_s=2.0, **kw)
+    out = capsys.readouterr().out
+    assert "Unknown" not in out and "/2" in out and "step:" in out
+    training.fit(_model(), "hale", _triples(), max_steps=5, **kw)
+    assert "5/5" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
 def test_two_replicas_train_like_one(optimizer: str) -> None:
     # lazy_adam: sparse row updates on one replica, the dense "touched rows" rule on two.
