@@ -62,24 +62,16 @@ class HyperbolicModel(KGEModel):
         ``fused``: run the block as XLA clusters (M padded to a bucket when it is dynamic).
         """
         batch = query.point.shape[0]
+        args = [query.point, vectors, query.curvature]
         by_relation = query.relation is not None and batch is not None and batch > self.num_relations
-        if not fused:
-            if not by_relation:
-                return poincare.squared_distance_to_all(query.point, vectors, query.curvature)
-            return poincare.squared_distance_to_all_by_relation(
-                query.point, vectors, query.curvature, self.curvature.all_curvatures()[:, tf.newaxis],
-                query.relation,
-            )
-        size = tf.shape(vectors)[0]
-        padded = pad_rows_to_bucket(vectors)
         if by_relation:
-            delta = _fused_distance_by_relation(
-                query.point, padded, query.curvature, self.curvature.all_curvatures()[:, tf.newaxis],
-                query.relation,
-            )
-        else:
-            delta = _fused_distance(query.point, padded, query.curvature)
-        return delta[:, :size]
+            args += [self.curvature.all_curvatures()[:, tf.newaxis], query.relation]
+        if not fused:
+            distance = poincare.squared_distance_to_all_by_relation if by_relation else poincare.squared_distance_to_all
+            return distance(*args)
+        args[1] = pad_rows_to_bucket(vectors)
+        delta = (_fused_distance_by_relation if by_relation else _fused_distance)(*args)
+        return delta[:, :tf.shape(vectors)[0]]
 
     def score_entities(self, h: tf.Tensor, r: tf.Tensor, entity_ids: tf.Tensor) -> tf.Tensor:
         return self._score_entities(h, r, entity_ids, fused=self.fused_distance)

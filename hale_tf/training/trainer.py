@@ -184,13 +184,11 @@ def _created_in(strategy: tf.distribute.Strategy, model: Any) -> bool:
 
 def _make_optimizer(optimizer: Any, config: TrainingConfig) -> keras.optimizers.Optimizer:
     """A fresh optimiser (inside the current strategy scope) from a name, config dict or instance."""
-    if optimizer is None:
-        return optimizers.get(config.optimizer, config.learning_rate, **config.optimizer_params)
+    if optimizer is None or isinstance(optimizer, str):
+        return optimizers.get(optimizer or config.optimizer, config.learning_rate, **config.optimizer_params)
     if isinstance(optimizer, keras.optimizers.Optimizer):
         # Keras' TF optimiser remembers the strategy current at construction: clone inside the scope.
         return type(optimizer).from_config(optimizer.get_config())
-    if isinstance(optimizer, str):
-        return optimizers.get(optimizer, config.learning_rate, **config.optimizer_params)
     return keras.optimizers.get(optimizer)
 
 
