@@ -20,6 +20,8 @@ any other TrainingConfig field as ``hale.training.FIELD``, e.g. ``hale.training.
 - ``sa``: the same with RotatE self-adversarial weighting (α = 1);
 - ``hale+ns``: ``hale-plain`` for the first 20 % of the budget, then ``ns`` on the same model (phases:
   ``--set 'hale+ns.phases=[["hale", 0.3], ["ns", 1.0]]'``);
+- ``default``: what ``python -m pipelines.run --dataset=DATASET`` trains (pipelines/configs: loss,
+  training and phases; the model is the bench's);
 - ``softmax``: 1-vs-all cross-entropy (KGEmb "full"), Adam 1e-3, batch 500 triples;
 - ``bce``: 1-vs-all binary cross-entropy over queries.
 """
@@ -46,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tensorflow as tf  # noqa: E402
 
-from hale_tf import data, losses, models, training  # noqa: E402
+from hale_tf import data, models, training  # noqa: E402
 from hale_tf.evaluation import FilterIndex, evaluate  # noqa: E402
 
 # One dict per method: loss (registry config), model (extra model config), optimiser and batch.
@@ -107,18 +109,6 @@ def apply_override(methods: dict[str, dict[str, Any]], assignment: str) -> None:
     node[keys[-1]] = value
 
 
-def load_ids(name: str) -> tuple[dict[str, np.ndarray], int, int]:
-    """Splits as id arrays (entities and relations numbered in sorted name order)."""
-    files = data.resolve_dataset(name)
-    splits = {s: data.read_triples(getattr(files, s)) for s in ("train", "valid", "test")}
-    entities = sorted({e for rows in splits.values() for h, _, t in rows for e in (h, t)})
-    relations = sorted({r for rows in splits.values() for _, r, _ in rows})
-    eid = {e: i for i, e in enumerate(entities)}
-    rid = {r: i for i, r in enumerate(relations)}
-    ids = {s: np.array([(eid[h], rid[r], eid[t]) for h, r, t in rows], np.int64) for s, rows in splits.items()}
-    return ids, len(entities), len(relations)
-
-
 def mrr_at(validations: list[dict[str, float]], seconds: float, trained: float) -> float | None:
     """Validation MRR of the last validation done by ``seconds`` of training (None if the run was
     shorter than that, or had no validation by then). 2 % + 1 s of slack: the trainer validates at the
@@ -129,59 +119,69 @@ def mrr_at(validations: list[dict[str, float]], seconds: float, trained: float) 
     return done[-1]["mrr"] if done else None
 
 
-def phase_config(args: argparse.Namespace, spec: dict[str, Any], budget: float,
-                 max_steps: int | None) -> training.TrainingConfig:
-    return training.TrainingConfig(
-        batch_size=int(spec["batch_size"]), optimizer=spec["optimizer"], learning_rate=float(spec["lr"]),
-        time_budget_s=budget, max_steps=max_steps, validate_every_s=args.eval_every,
-        patience=args.patience, seed=args.seed,
-        checkpoint_every_s=None, verbose=args.verbose, steps_per_call=int(spec.get("steps_per_call", 20)),
-    ).replace(**spec.get("training", {}))
+def pipeline_method(dataset: str) -> dict[str, Any]:
+    """The ``default`` method: the pipeline's configuration for ``dataset`` as bench methods."""
+    from pipelines.config import load_defaults
+
+    config = load_defaults(dataset)
+    train = dict(config["training"])
+    base = {"loss": config["loss"], "model": {k: v for k, v in config.get("model_config", {}).items() if k != "dim"},
+            "optimizer": train.pop("optimizer", "adam"), "lr": train.pop("learning_rate", 1e-2),
+            "batch_size": train.pop("batch_size", 500), "training": {
+                k: v for k, v in train.items() if k in ("optimizer_params", "lr_decay", "lr_decay_to")}}
+    if not config.get("phases"):
+        return {"default": base}
+    out: dict[str, Any] = {"default": {"phases": []}}
+    for i, phase in enumerate(config["phases"]):
+        changes = dict(phase.get("training", {}))
+        part = {**copy.deepcopy(base), "loss": phase.get("loss", base["loss"])}
+        part["optimizer"] = changes.pop("optimizer", part["optimizer"])
+        part["lr"] = changes.pop("learning_rate", part["lr"])
+        part["batch_size"] = changes.pop("batch_size", part["batch_size"])
+        part["training"] = {**part["training"], **changes}
+        out[f"default-phase-{i}"] = part
+        out["default"]["phases"].append([f"default-phase-{i}", phase["until"]])
+    return out
+
+
+def phase_training(spec: dict[str, Any]) -> dict[str, Any]:
+    """A method's TrainingConfig fields (optimiser, rate, batch and its ``training`` extras)."""
+    return {"optimizer": spec["optimizer"], "learning_rate": float(spec["lr"]), "batch_size": int(spec["batch_size"]),
+            "optimizer_params": {}, "steps_per_call": int(spec.get("steps_per_call", 20)), **spec.get("training", {})}
 
 
 def run_one(args: argparse.Namespace, ids: dict[str, np.ndarray], n: int, r: int, index: FilterIndex,
             model_name: str, method: str, methods: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Train one (model, method) for the budget; a method with ``phases`` runs other methods one after
-    another on the same model (e.g. HaLE for the first 20 % of the budget, then negative sampling)."""
+    another on the same model (``hale_tf.training.fit_phases``; e.g. HaLE for the first 20 % of the
+    budget, then negative sampling)."""
     spec = methods[method]
-    phases = [(name, float(end)) for name, end in spec.get("phases", [[method, 1.0]])]
-    phase_specs = [methods[name] if "phases" in spec else spec for name, _ in phases]
+    parts = [(methods[name], float(end)) for name, end in spec["phases"]] if "phases" in spec else [(spec, 1.0)]
+    phases = [{"until": end, "loss": copy.deepcopy(part["loss"]), "training": phase_training(part)}
+              for part, end in parts]
     tf.keras.utils.set_random_seed(args.seed)
-    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=args.dim, **phase_specs[0]["model"])
+    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=args.dim, **parts[0][0]["model"])
     eval_options = {"memory_budget": args.eval_memory}
-    validation = training.ValidationData(ids["valid"], index, options=eval_options)
+    config = training.TrainingConfig(
+        time_budget_s=args.budget, max_steps=args.max_steps, validate_every_s=args.eval_every,
+        patience=args.patience, seed=args.seed, checkpoint_every_s=None, verbose=args.verbose,
+    )
     wall = time.perf_counter()
-    validations: list[dict[str, Any]] = []
-    steps, epochs, train_seconds, eval_seconds, first_call = 0, 0.0, 0.0, 0.0, None
-    configs, loss_configs, begin, result = [], [], 0.0, None
-    for (name, end), phase_spec in zip(phases, phase_specs, strict=True):
-        share = end - begin
-        loss = losses.get(copy.deepcopy(phase_spec["loss"]))
-        # A phase ends at its share of the *total* budget, whatever the previous phase overshot.
-        config = phase_config(args, phase_spec, max(1.0, end * args.budget - train_seconds),
-                              None if args.max_steps is None else max(1, round(share * args.max_steps)))
-        result = training.fit(
-            model, loss, ids["train"], config=config, validation=validation,
-            log_dir=(Path(args.out) / "logs" / f"{args.tag}{model_name}-{method}-{name}") if args.logs else None,
-        )
-        validations += [{**v, "seconds": v["seconds"] + train_seconds, "step": v["step"] + steps, "phase": name}
-                        for v in result.validations]
-        if first_call is None and result.steps:
-            first_call = result.history["seconds"][0]
-        steps, epochs = steps + result.steps, epochs + result.epochs
-        train_seconds, eval_seconds = train_seconds + result.train_seconds, eval_seconds + result.eval_seconds
-        configs.append(config.to_dict())
-        loss_configs.append(loss.get_config())
-        begin = end
+    result = training.fit_phases(
+        model, phases[0]["loss"], ids["train"], phases, config=config,
+        validation=training.ValidationData(ids["valid"], index, options=eval_options),
+        log_dir=(Path(args.out) / "logs" / f"{args.tag}{model_name}-{method}") if args.logs else None,
+    )
+    validations, steps, train_seconds = result.validations, result.steps, result.train_seconds
+    first_call = result.history["seconds"][0] if result.steps else None
     best = max(validations, key=lambda v: v["mrr"]) if validations else None
     t0 = time.perf_counter()
     test = evaluate(model, ids["test"], num_relations=r, filter_index=index, split="test", **eval_options)
     test_seconds = time.perf_counter() - t0
     row = {
-        "model": model_name, "method": method, "spec": spec, "phases": phases,
-        "loss_config": loss_configs[0] if len(phases) == 1 else loss_configs,
-        "training_config": configs[0] if len(phases) == 1 else configs, "steps": steps, "epochs": epochs,
-        "train_seconds": train_seconds, "eval_seconds": eval_seconds, "first_call_seconds": first_call,
+        "model": model_name, "method": method, "spec": spec, "phases": result.phases,
+        "steps": steps, "epochs": result.epochs,
+        "train_seconds": train_seconds, "eval_seconds": result.eval_seconds, "first_call_seconds": first_call,
         "steps_per_second": steps / max(train_seconds, 1e-9),
         "stop_reason": result.stop_reason, "best_step": best and best["step"],
         "best_valid_mrr": best["mrr"] if best else float("nan"),
@@ -196,7 +196,7 @@ def run_one(args: argparse.Namespace, ids: dict[str, np.ndarray], n: int, r: int
         f"{model_name:6s} {method:8s} steps {steps:6d} ({row['steps_per_second']:.1f}/s, first call "
         f"{first_call or 0.0:.1f} s)  valid MRR@{marks}"
         f"  best {row['best_valid_mrr']:.4f}  test MRR {test.mrr:.4f} H@1 {test.hits(1):.4f} H@3 {test.hits(3):.4f} "
-        f"H@10 {test.hits(10):.4f}  (train {train_seconds:.0f} s, eval {eval_seconds:.0f} s, "
+        f"H@10 {test.hits(10):.4f}  (train {train_seconds:.0f} s, eval {result.eval_seconds:.0f} s, "
         f"load {row['load_average'][0]:.1f})",
         flush=True,
     )
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.eval_every is None:
         args.eval_every = min(60.0, args.budget / 10)
-    methods = copy.deepcopy(METHODS)
+    methods = {**copy.deepcopy(METHODS), **pipeline_method(args.dataset)}
     for assignment in args.overrides:
         apply_override(methods, assignment)
     chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown methods {unknown}; available: {sorted(methods)}")
     model_names = [m.strip() for m in args.models.split(",") if m.strip()]
 
-    ids, n, r = load_ids(args.dataset)
+    splits = data.load_id_splits(args.dataset)
+    ids, n, r = splits.triples, splits.num_entities, splits.num_relations
     index = FilterIndex.from_triples(ids, num_relations=r, num_entities=n)
     print(f"{args.dataset}: {n} entities, {r} relations, {len(ids['train'])} train triples; budget "
           f"{args.budget:.0f} s per run, validation every {args.eval_every:.0f} s; d = {args.dim}", flush=True)

@@ -4,7 +4,10 @@ Output artifact (type ``Model``)::
 
     model/            hale_tf.models.save_model: model.json (registry name + config) + weights
     training.json     hale_tf.training.TrainingResult (history, validations, seconds, stop reason)
-    run_config.json   model, loss and training configuration as resolved
+    run_config.json   model, loss and training configuration as resolved (and each phase's)
+
+With ``phases`` (e.g. HaLE for the first 20 % of the budget, then negative sampling) the model trains with
+``hale_tf.training.fit_phases``; ``loss`` and ``training`` are then what every phase starts from.
 
 Checkpoints and TensorBoard logs live in a stable *run directory* outside the artifact,
 ``<pipeline_root>/Trainer/runs/<key>/{checkpoints,logs}``, keyed by the inputs and parameters: TensorBoard
@@ -38,6 +41,7 @@ TRAINER_SPEC = ComponentSpec(
         "model_config": Parameter(dict, {}, "model keyword arguments (dim, activation, init_scale, …)"),
         "loss": Parameter(dict, {"name": "hale"}, "loss config for hale_tf.losses.get"),
         "training": Parameter(dict, {}, "hale_tf.training.TrainingConfig fields"),
+        "phases": Parameter(list, [], "hale_tf.training.Phase dicts (until, loss, training); [] = one phase"),
         "validation_memory_budget": Parameter(str, "1GiB", "evaluator memory budget for validation"),
         "run_dir": Parameter(str, doc="checkpoints and TensorBoard logs (stable across reruns)",
                              affects_output=False),
@@ -45,7 +49,7 @@ TRAINER_SPEC = ComponentSpec(
                               affects_output=False),
         "export_embeddings": Parameter(bool, True, "write projector embeddings next to the logs"),
     },
-    version="1",
+    version="2",
 )
 
 
@@ -88,16 +92,19 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
         data.triples("valid"), data.filter_index(), num_relations,
         options={"memory_budget": params["validation_memory_budget"]},
     )
-    result = training.fit(
-        model, loss, queries, config=config, validation=validation, strategy=strategy,
-        checkpoint_dir=run_dir / "checkpoints", log_dir=run_dir / "logs", resume=True,
-    )
+    run = dict(config=config, validation=validation, strategy=strategy, checkpoint_dir=run_dir / "checkpoints",
+               log_dir=run_dir / "logs", resume=True)
+    if params["phases"]:
+        result = training.fit_phases(model, loss, queries, params["phases"], **run)
+    else:
+        result = training.fit(model, loss, queries, **run)
     trained = result.model if result.model is not None else model
     models.save_model(trained, output_dir / "model")
     result.to_json(output_dir / "training.json")
     write_json(output_dir / "run_config.json", {
         "model": params["model"], "model_config": trained.get_config(), "loss": loss.get_config(),
-        "training": config.to_dict(), "num_entities": num_entities, "num_relations": num_relations,
+        "training": config.to_dict(), "phases": result.phases, "num_entities": num_entities,
+        "num_relations": num_relations,
         "run_dir": str(run_dir),
     })
     if params["export_embeddings"]:

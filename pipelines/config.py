@@ -2,7 +2,8 @@
 
 Resolution (later wins): ``configs/defaults.json`` → ``configs/<dataset>.json`` → the specific flags
 (``--model``, ``--dim``, ``--time_budget`` …) → ``--set section.key=value`` overrides (any field, values
-parsed as JSON when they parse, else kept as strings).
+parsed as JSON when they parse, else kept as strings; ``--set phases=[…]`` replaces the phase list and
+``--set phases=[]`` trains the ``loss`` alone).
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 __all__ = ["ConfigError", "load_defaults", "parse_duration", "parse_overrides", "resolve_config", "merge"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-SECTIONS = ("model", "model_config", "loss", "training", "transform", "evaluator")
+SECTIONS = ("model", "model_config", "loss", "training", "phases", "transform", "evaluator")
+# Flags that describe a single-loss run: given on the command line, they replace the default phases (unless
+# ``--set phases=…`` is given too), so that ``--loss=softmax`` trains softmax and nothing else.
+SINGLE_RUN_FLAGS = ("loss", "negatives", "temperature", "learning_rate", "optimizer")
 
 
 class ConfigError(ValueError):
@@ -113,4 +117,8 @@ def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[st
     if flag_values.get("min_mrr") is not None:
         updates.setdefault("evaluator", {}).setdefault("thresholds", {})["mrr"] = flag_values["min_mrr"]
     config = merge(config, updates)
-    return merge(config, parse_overrides(overrides))
+    explicit = parse_overrides(overrides)
+    if config.get("phases") and "phases" not in explicit and any(
+            flag_values.get(flag) is not None for flag in SINGLE_RUN_FLAGS):
+        config["phases"] = []
+    return merge(config, explicit)

@@ -79,12 +79,12 @@ def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, 
     trainer_params = {
         "model": config["model"], "model_config": config.get("model_config", {}),
         "loss": config.get("loss", {"name": "hale"}), "training": config.get("training", {}),
-        "strategy": options.strategy,
+        "phases": config.get("phases") or [], "strategy": options.strategy,
     }
     # Checkpoints and logs outlive a killed run: keyed by what the Trainer's fingerprint covers.
     run_dir = root / "Trainer" / "runs" / _run_key(transformed.fingerprint, trainer_params["model"],
                                                    trainer_params["model_config"], trainer_params["loss"],
-                                                   trainer_params["training"])
+                                                   trainer_params["training"], trainer_params["phases"])
     model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir)})
     evaluator_cfg = config.get("evaluator", {})
     evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, {

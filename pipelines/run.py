@@ -7,6 +7,7 @@ Examples::
     python -m pipelines.run --dataset=synthetic --synthetic=preset=yago3-10 --time_budget=30m
     python -m pipelines.run --dataset=fb15k-237 --runner=FlinkRunner --beam_options=--flink_master=host:8081
     python -m pipelines.run --dataset=wn18rr --set=loss.negatives=in_batch --set=training.batch_size=1000
+    python -m pipelines.run --dataset=wn18rr --set='phases=[]'          # HaLE alone, no negative-sampling phase
 
 Per-dataset defaults: ``pipelines/configs/<dataset>.json``; ``--set section.key=value`` reaches any field.
 Errors (bad flags, bad data, a configuration that cannot fit in memory) print one line and exit non-zero.
@@ -88,6 +89,19 @@ def _check_names(config: dict[str, Any]) -> None:
     if config.get("loss", {}).get("name") not in losses.available():
         raise ConfigError(f"--loss: unknown loss {config.get('loss', {}).get('name')!r}; "
                           f"available: {', '.join(losses.available())}")
+    phases = config.get("phases") or []
+    if not isinstance(phases, list):
+        raise ConfigError(f"phases: expected a list of {{until, loss, training}} objects, got {phases!r}")
+    from hale_tf.training import parse_phases
+
+    try:
+        parsed = parse_phases(phases) if phases else []
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"phases: {err}") from None
+    for i, phase in enumerate(parsed):
+        if phase.loss is not None and phase.loss["name"] not in losses.available():
+            raise ConfigError(f"phases[{i}].loss: unknown loss {phase.loss['name']!r}; "
+                              f"available: {', '.join(losses.available())}")
     activation = config.get("model_config", {}).get("activation")
     if activation is not None and activation not in activations.available():
         raise ConfigError(f"--activation: unknown activation {activation!r}; "

@@ -1,8 +1,10 @@
 """hale-tf side of the peer benchmark: one system (or the evaluator-only timing) in its own process.
 
-Runs in the project's environment. A small adapter around the library: ``training.fit`` with its
-defaults (only the budget, the validation schedule and the quiet/no-checkpoint switches are set here),
-then ``evaluation.evaluate`` on the test split outside the budget.
+Runs in the project's environment. A small adapter around the library: it trains what
+``python -m pipelines.run --dataset=DATASET`` trains (the loss, training settings and phases of
+``pipelines/configs``; only the budget, the validation schedule and the quiet/no-checkpoint switches are
+set here) with ``training.fit_phases`` (``training.fit`` when there are no phases), then
+``evaluation.evaluate`` on the test split outside the budget.
 
 Usage (``run.py`` does this)::
 
@@ -10,7 +12,8 @@ Usage (``run.py`` does this)::
 
 ``SPEC.json``: ``mode`` (``train`` | ``evalbench``), the data directory with the shared id mapping, the
 entity/relation counts, and ``hale`` = ``{"model": NAME, "model_kwargs": {...}, "loss": NAME | config,
-"fit": {...}}`` (``fit`` entries are passed on to ``training.fit`` as overrides of its defaults).
+"phases": [...], "fit": {...}}``; ``loss`` and ``phases`` default to the pipeline's, and ``fit`` entries
+override the pipeline's training settings.
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
                                             num_relations=r, num_entities=n)
     queries = training.TrainQueries.from_triples(splits["train"], num_relations=r, num_entities=n)
     model = models.get(cfg["model"], num_entities=n, num_relations=2 * r, **(cfg.get("model_kwargs") or {}))
-    loss = losses.get(cfg.get("loss", "hale"))
+    recipe = pipeline_recipe(spec["dataset"])
+    loss = losses.get(cfg.get("loss", recipe["loss"]))
+    phases = cfg.get("phases", recipe["phases"])
     curve_test = bool(spec.get("curve_test", False))
 
     def validate(trained: Any) -> dict[str, float]:
@@ -80,17 +85,23 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
         print(f"[{spec['system']}] valid MRR {out['mrr']:.4f}", flush=True)
         return out
 
-    fit_kwargs: dict[str, Any] = {"time_budget_s": float(spec["budget_s"]), "verbose": 0,
+    fit_kwargs: dict[str, Any] = {**recipe["training"], "time_budget_s": float(spec["budget_s"]), "verbose": 0,
                                   "validate_every_s": spec.get("validate_every_s"), **(cfg.get("fit") or {})}
     wall0 = time.perf_counter()
-    result = training.fit(model, loss, queries, validation_fn=validate, checkpoint_dir=None, log_dir=None,
-                          **fit_kwargs)
+    if phases:
+        result = training.fit_phases(model, loss, queries, phases, validation_fn=validate, checkpoint_dir=None,
+                                     log_dir=None, **fit_kwargs)
+    else:
+        result = training.fit(model, loss, queries, validation_fn=validate, checkpoint_dir=None, log_dir=None,
+                              **fit_kwargs)
     peak_train = common.peak_rss_bytes()
     trained = result.model or model
     t0 = time.perf_counter()
     test = evaluate(trained, splits["test"], num_relations=r, filter_index=filter_index, split="test")
     test_seconds = time.perf_counter() - t0
-    examples = result.steps * int(result.config.get("batch_size", 0))
+    # Examples are queries in HaLE phases and triples in negative-sampling phases.
+    parts = result.phases or [{"steps": result.steps, "training": result.config}]
+    examples = sum(p["steps"] * int(p["training"]["batch_size"]) for p in parts)
     return {
         "stop_reason": result.stop_reason, "train_seconds": result.train_seconds, "steps": result.steps,
         "examples_seen": examples, "examples_per_epoch": examples / result.epochs if result.epochs else None,
@@ -105,8 +116,20 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
         "num_parameters": int(sum(int(np.prod(v.shape)) for v in trained.weights)),
         "real_floats_per_entity": int(getattr(trained, "dim", 0)) or None,
         "settings": {"model": {"name": cfg["model"], "config": _plain(trained.get_config())},
-                     "loss": _plain(loss.get_config()), "fit": result.config},
+                     "loss": _plain(loss.get_config()), "fit": result.config, "phases": _plain(result.phases)},
     }
+
+
+def pipeline_recipe(dataset: str) -> dict[str, Any]:
+    """The pipeline's loss, training settings (minus budget, validation, patience and checkpoints, which
+    the benchmark sets) and phases for ``dataset``."""
+    from pipelines.config import load_defaults
+
+    config = load_defaults(dataset)
+    dropped = ("time_budget_s", "max_epochs", "max_steps", "patience", "validate_every_s", "validate_every_steps",
+               "checkpoint_every_s", "checkpoint_every_steps")
+    return {"loss": config["loss"], "phases": config.get("phases") or [],
+            "training": {k: v for k, v in config.get("training", {}).items() if k not in dropped}}
 
 
 def run_evalbench(spec: dict[str, Any]) -> dict[str, Any]:

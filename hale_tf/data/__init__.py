@@ -21,6 +21,7 @@ from hale_tf.data.errors import (
     UnknownDatasetError,
     UnsafeArchiveError,
 )
+from hale_tf.data.ids import IdSplits, load_id_splits
 from hale_tf.data.raw import read_triples, sha256_file, write_triples
 from hale_tf.data.registry import SPLITS, DatasetInfo, available, canonical_name, get_info
 from hale_tf.data.resolve import (
@@ -56,8 +57,10 @@ __all__ = [
     "DatasetInfo",
     "DatasetNotAvailableError",
     "HaleDataError",
+    "IdSplits",
     "SyntheticGraph",
     "UnknownDatasetError",
+    "load_id_splits",
     "UnsafeArchiveError",
     "available",
     "cache_root",

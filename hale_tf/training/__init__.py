@@ -10,11 +10,20 @@ Typical use::
     result = training.fit(model, losses.get("hale"), queries, batch_size=500, time_budget_s=600,
                           validation=training.ValidationData(valid_ids, filter_index),
                           validate_every_s=60, patience=5, checkpoint_dir="run/ckpt", log_dir="run/logs")
+
+Phased training (HaLE first, then negative sampling on the same model; ``hale_tf.training.phases``)::
+
+    result = training.fit_phases(model, "hale", queries, [
+        {"until": 0.2, "training": {"optimizer": "adam", "learning_rate": 1e-2}},
+        {"until": 1.0, "loss": {"name": "negative_sampling", "num_negatives": 50},
+         "training": {"optimizer": "adam", "learning_rate": 3e-3}},
+    ], time_budget_s=600, validation=…)
 """
 
 from hale_tf.training import optimizers
 from hale_tf.training.config import TrainingConfig
 from hale_tf.training.optimizers import LazyAdam
+from hale_tf.training.phases import Phase, fit_phases, parse_phases
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 from hale_tf.training.trainer import (
     NonFiniteError,
@@ -26,6 +35,7 @@ from hale_tf.training.trainer import (
 )
 
 __all__ = [
-    "BatchSampler", "LazyAdam", "NonFiniteError", "TrainQueries", "TrainingConfig", "TrainingResult", "ValidationData",
-    "as_train_queries", "default_strategy", "epoch_permutation", "fit", "mirrored_strategy", "optimizers",
+    "BatchSampler", "LazyAdam", "NonFiniteError", "Phase", "TrainQueries", "TrainingConfig", "TrainingResult",
+    "ValidationData", "as_train_queries", "default_strategy", "epoch_permutation", "fit", "fit_phases",
+    "mirrored_strategy", "optimizers", "parse_phases",
 ]

@@ -113,6 +113,8 @@ class TrainingResult:
             ``non_finite`` | ``interrupted``.
         message: human-readable reason (the NaN report for ``non_finite``).
         restored_best: whether the best weights were put back at the end.
+        config: the TrainingConfig as a dict (with ``phases`` for a phased run).
+        phases: one summary per phase of :func:`hale_tf.training.fit_phases` (empty for a plain run).
     """
 
     history: dict[str, list[float]]
@@ -128,6 +130,7 @@ class TrainingResult:
     message: str = ""
     restored_best: bool = False
     config: dict[str, Any] = field(default_factory=dict)
+    phases: list[dict[str, Any]] = field(default_factory=list)
     model: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,6 +337,7 @@ def fit(
     log_dir: str | os.PathLike | None = None,
     strategy: tf.distribute.Strategy | None = None,
     resume: bool = True,
+    summary_offset: tuple[int, float] = (0, 0.0),
     **overrides: Any,
 ) -> TrainingResult:
     """Train ``model`` with ``loss`` on ``train_queries`` until a budget, a limit or early stopping.
@@ -355,6 +359,8 @@ def fit(
         log_dir: TensorBoard summaries.
         strategy: a ``tf.distribute`` strategy (default :func:`default_strategy`). Use one strategy
             object per device set and process (see :func:`mirrored_strategy`).
+        summary_offset: (steps, training seconds) added to the step and seconds axes of the TensorBoard
+            summaries, so that the phases of :func:`fit_phases` draw one curve in one log directory.
 
     Returns:
         :class:`TrainingResult`; ``result.model`` is ``model`` with the final (best, if restored) weights.
@@ -415,9 +421,10 @@ def fit(
             log.info("resumed %s at step %d", manager.latest_checkpoint, state.step)
         _write_run_config(ckpt_path, config, loss, train_model)
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
+    step_offset, seconds_offset = int(summary_offset[0]), float(summary_offset[1])
     if writer is not None and state.step == 0:
         with writer.as_default():
-            tf.summary.text("config", _run_config_text(config, loss, train_model), step=0)
+            tf.summary.text("config", _run_config_text(config, loss, train_model), step=step_offset)
     if config.validate_every_s and state.next_validation_s is None:
         state.next_validation_s = config.validate_every_s
     if config.checkpoint_every_s and state.next_checkpoint_s is None:
@@ -465,9 +472,10 @@ def fit(
         if writer is not None:
             with writer.as_default():
                 for name, v in metrics.items():
-                    tf.summary.scalar(f"validation/{name}", v, step=state.step)
-                    tf.summary.scalar(f"validation_by_seconds/{name}", v, step=int(round(state.train_seconds)))
-                _weight_histograms(train_model, state.step)
+                    tf.summary.scalar(f"validation/{name}", v, step=step_offset + state.step)
+                    tf.summary.scalar(f"validation_by_seconds/{name}", v,
+                                      step=int(round(seconds_offset + state.train_seconds)))
+                _weight_histograms(train_model, step_offset + state.step)
         if progbar is not None:
             progbar_update([("mrr", mrr)])
         log.info("step %d (%.1f s): validation %s", state.step, state.train_seconds, metrics)
@@ -511,7 +519,8 @@ def fit(
             t_log = time.perf_counter()
             if writer is not None:
                 _write_train_summaries(writer, state, stepper.term_names, values[:good], config.log_every_steps,
-                                       float(rates[good - 1]) if good else _current_lr(opt))
+                                       float(rates[good - 1]) if good else _current_lr(opt),
+                                       (step_offset, seconds_offset))
             state.step += good
             if progbar is not None and good:
                 progbar_update([("loss", float(values[good - 1, 0]))])
@@ -702,18 +711,20 @@ def _record(
 
 
 def _write_train_summaries(
-    writer: Any, state: _RunState, term_names: list[str], values: np.ndarray, every: int, learning_rate: float
+    writer: Any, state: _RunState, term_names: list[str], values: np.ndarray, every: int, learning_rate: float,
+    offset: tuple[int, float] = (0, 0.0),
 ) -> None:
     with writer.as_default():
         for i in range(len(values)):
             step = state.step + i
             if step % every:
                 continue
-            tf.summary.scalar("train/loss", values[i, 0], step=step)
+            at = offset[0] + step
+            tf.summary.scalar("train/loss", values[i, 0], step=at)
             for j, name in enumerate(term_names):
-                tf.summary.scalar(f"train/{name}", values[i, j + 1], step=step)
-            tf.summary.scalar("train/learning_rate", learning_rate, step=step)
-            tf.summary.scalar("train/seconds", state.history["seconds"][step], step=step)
+                tf.summary.scalar(f"train/{name}", values[i, j + 1], step=at)
+            tf.summary.scalar("train/learning_rate", learning_rate, step=at)
+            tf.summary.scalar("train/seconds", offset[1] + state.history["seconds"][step], step=at)
 
 
 def _weight_histograms(model: Any, step: int) -> None:

@@ -75,6 +75,9 @@ def test_second_run_is_cached_and_a_changed_parameter_reruns(kinship_run):
         (["--dataset=kinship", "--model=rotX"], "--model"),
         (["--dataset=kinship", "--set=training.nonsense"], "--set"),
         (["--dataset=kinship", "--dim=abc"], "dim"),
+        (["--dataset=kinship", '--set=phases=[{"until": 0.5}]'], "phases: phase 'until' values must increase"),
+        (["--dataset=kinship", '--set=phases=[{"until": 1, "loss": "nce"}]'], "phases[0].loss: unknown loss"),
+        (["--dataset=kinship", "--set=phases.until=1"], "phases: expected a list"),
     ],
 )
 def test_bad_flags_give_one_clear_line(tmp_path, shared_datasets, args, expected):
@@ -82,6 +85,21 @@ def test_bad_flags_give_one_clear_line(tmp_path, shared_datasets, args, expected
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert expected in proc.stderr
+
+
+def test_phased_training_through_the_pipeline(kinship_run):
+    # Same data as the module's run: ExampleGen and Transform come from the cache; only training reruns.
+    root, _ = kinship_run
+    phases = '[{"until": 0.5}, {"until": 1, "loss": {"name": "negative_sampling", "num_negatives": 8}}]'
+    proc = run_cli("--dataset=kinship", f"--pipeline_root={root}", *FAST, f"--set=phases={phases}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((root / "summary.json").read_text())
+    run_config = json.loads((Path(summary["artifacts"]["Trainer"]) / "run_config.json").read_text())
+    assert [p["loss"]["name"] for p in run_config["phases"]] == ["hale", "negative_sampling"]
+    assert all(p["steps"] > 0 for p in run_config["phases"])
+    assert summary["training"]["stop_reason"] == "max_epochs"
+    assert summary["metrics"]["headline"]["mrr"] > 0.1
+    assert list(root.glob("Trainer/runs/*/checkpoints/phase-1/ckpt-*.index"))
 
 
 def test_malformed_data_names_file_and_line_and_leaves_no_artifact(tmp_path):

@@ -12,19 +12,9 @@ from hale_tf import data, losses, models, training
 from hale_tf.evaluation import FilterIndex
 
 
-def _id_splits(root: Path, name: str) -> tuple[dict[str, np.ndarray], int, int]:
-    """Map the string triples of the offline copy to ids (entities/relations sorted by name)."""
-    splits = {s: data.read_triples(root / name / f"{s}.txt.gz") for s in ("train", "valid", "test")}
-    entities = sorted({e for rows in splits.values() for h, _, t in rows for e in (h, t)})
-    relations = sorted({r for rows in splits.values() for _, r, _ in rows})
-    eid = {e: i for i, e in enumerate(entities)}
-    rid = {r: i for i, r in enumerate(relations)}
-    ids = {s: np.array([(eid[h], rid[r], eid[t]) for h, r, t in rows], np.int64) for s, rows in splits.items()}
-    return ids, len(entities), len(relations)
-
-
 def test_kinship_short_training_reaches_nontrivial_mrr(shared_datasets: Path) -> None:
-    ids, n, r = _id_splits(shared_datasets, "kinship")
+    splits = data.load_id_splits("kinship")
+    ids, n, r = splits.triples, splits.num_entities, splits.num_relations
     index = FilterIndex.from_triples(ids, num_relations=r, num_entities=n)
     tf.keras.utils.set_random_seed(0)
     model = models.get("rotH", num_entities=n, num_relations=2 * r, dim=32)

@@ -1,0 +1,35 @@
+"""Pipeline configuration: defaults, per-dataset files, flags, ``--set`` and the phase list."""
+
+from __future__ import annotations
+
+import pytest
+
+from hale_tf import training
+from pipelines.config import ConfigError, load_defaults, resolve_config
+
+
+def test_default_run_is_hale_then_negative_sampling_and_small_datasets_train_hale_alone() -> None:
+    phases = training.parse_phases(load_defaults("wn18rr")["phases"])
+    assert [p.loss["name"] for p in phases] == ["hale", "negative_sampling"]
+    assert [p.until for p in phases] == [0.2, 1.0]
+    for small in ("kinship", "nations", "umls"):
+        assert load_defaults(small)["phases"] == []
+
+
+@pytest.mark.parametrize("flag", ["loss", "negatives", "temperature", "learning_rate", "optimizer"])
+def test_a_single_loss_flag_replaces_the_phases(flag: str) -> None:
+    value = {"loss": "softmax", "negatives": "all", "temperature": 1.0, "learning_rate": 0.1,
+             "optimizer": "adagrad"}[flag]
+    assert resolve_config("wn18rr", {flag: value}, [])["phases"] == []
+    assert resolve_config("wn18rr", {"model": "attH"}, [])["phases"]  # other flags keep them
+
+
+def test_set_phases_wins_over_the_single_loss_rule() -> None:
+    config = resolve_config("wn18rr", {"loss": "softmax"}, ['phases=[{"until": 0.5}, {"until": 1.0}]'])
+    assert config["phases"] == [{"until": 0.5}, {"until": 1.0}]
+    assert resolve_config("wn18rr", {}, ["phases=[]"])["phases"] == []
+
+
+def test_unknown_section_is_named() -> None:
+    with pytest.raises(ConfigError, match="phase"):
+        resolve_config("wn18rr", {}, ["phase.until=1"])
