@@ -14,7 +14,7 @@ Typical use::
 Phased training (HaLE first, then negative sampling on the same model; ``hale_tf.training.phases``)::
 
     result = training.fit_phases(model, "hale", queries, [
-        {"until": 0.2, "training": {"optimizer": "adam", "learning_rate": 1e-2}},
+        {"until": 0.1, "training": {"optimizer": "adam", "learning_rate": 1e-2}},
         {"until": 1.0, "loss": {"name": "negative_sampling", "num_negatives": 50},
          "training": {"optimizer": "adam", "learning_rate": 3e-3}},
     ], time_budget_s=600, validation=…)

@@ -11,7 +11,7 @@ from pipelines.config import ConfigError, load_defaults, resolve_config
 def test_default_run_is_hale_then_negative_sampling_and_small_datasets_train_hale_alone() -> None:
     phases = training.parse_phases(load_defaults("wn18rr")["phases"])
     assert [p.loss["name"] for p in phases] == ["hale", "negative_sampling"]
-    assert [p.until for p in phases] == [0.2, 1.0]
+    assert [p.until for p in phases] == [0.1, 1.0]
     for small in ("kinship", "nations", "umls"):
         assert load_defaults(small)["phases"] == []
 
