@@ -121,18 +121,17 @@ def mrr_at(validations: list[dict[str, float]], seconds: float, trained: float) 
 
 def pipeline_method(dataset: str) -> dict[str, Any]:
     """The ``default`` method: the pipeline's configuration for ``dataset`` as bench methods."""
-    from pipelines.config import load_defaults
+    from pipelines.config import training_recipe
 
-    config = load_defaults(dataset)
-    train = dict(config["training"])
-    base = {"loss": config["loss"], "model": {k: v for k, v in config.get("model_config", {}).items() if k != "dim"},
+    recipe = training_recipe(dataset)
+    train = recipe["training"]
+    base = {"loss": recipe["loss"], "model": {k: v for k, v in recipe["model_config"].items() if k != "dim"},
             "optimizer": train.pop("optimizer", "adam"), "lr": train.pop("learning_rate", 1e-2),
-            "batch_size": train.pop("batch_size", 500), "training": {
-                k: v for k, v in train.items() if k in ("optimizer_params", "lr_decay", "lr_decay_to")}}
-    if not config.get("phases"):
+            "batch_size": train.pop("batch_size", 500), "training": train}
+    if not recipe["phases"]:
         return {"default": base}
     out: dict[str, Any] = {"default": {"phases": []}}
-    for i, phase in enumerate(config["phases"]):
+    for i, phase in enumerate(recipe["phases"]):
         changes = dict(phase.get("training", {}))
         part = {**copy.deepcopy(base), "loss": phase.get("loss", base["loss"])}
         part["optimizer"] = changes.pop("optimizer", part["optimizer"])

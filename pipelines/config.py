@@ -14,13 +14,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "load_defaults", "parse_duration", "parse_overrides", "resolve_config", "merge"]
+__all__ = ["ConfigError", "load_defaults", "parse_duration", "parse_overrides", "resolve_config", "merge",
+           "training_recipe"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "model_config", "loss", "training", "phases", "transform", "evaluator")
 # Flags that describe a single-loss run: given on the command line, they replace the default phases (unless
 # ``--set phases=…`` is given too), so that ``--loss=softmax`` trains softmax and nothing else.
 SINGLE_RUN_FLAGS = ("loss", "negatives", "temperature", "learning_rate", "optimizer")
+# TrainingConfig fields that set a run's limits and schedule rather than how it learns (benchmarks set their own).
+SCHEDULE_FIELDS = ("time_budget_s", "max_epochs", "max_steps", "patience", "validate_every_s",
+                   "validate_every_steps", "checkpoint_every_s", "checkpoint_every_steps")
 
 
 class ConfigError(ValueError):
@@ -58,6 +62,18 @@ def load_defaults(dataset: str) -> dict[str, Any]:
     if specific.exists():
         config = merge(config, _read(specific))
     return config
+
+
+def training_recipe(dataset: str) -> dict[str, Any]:
+    """What the pipeline trains for ``dataset``: ``model_config``, ``loss``, ``phases`` and the ``training``
+    fields without the run's limits and schedule (:data:`SCHEDULE_FIELDS`), for benchmarks that train the
+    pipeline's recipe under their own budget."""
+    config = load_defaults(dataset)
+    return {
+        "model_config": dict(config.get("model_config", {})), "loss": dict(config["loss"]),
+        "phases": list(config.get("phases") or []),
+        "training": {k: v for k, v in config.get("training", {}).items() if k not in SCHEDULE_FIELDS},
+    }
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")

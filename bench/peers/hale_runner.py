@@ -70,7 +70,9 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
                                             num_relations=r, num_entities=n)
     queries = training.TrainQueries.from_triples(splits["train"], num_relations=r, num_entities=n)
     model = models.get(cfg["model"], num_entities=n, num_relations=2 * r, **(cfg.get("model_kwargs") or {}))
-    recipe = pipeline_recipe(spec["dataset"])
+    from pipelines.config import training_recipe
+
+    recipe = training_recipe(spec["dataset"])
     loss = losses.get(cfg.get("loss", recipe["loss"]))
     phases = cfg.get("phases", recipe["phases"])
     curve_test = bool(spec.get("curve_test", False))
@@ -118,18 +120,6 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
         "settings": {"model": {"name": cfg["model"], "config": _plain(trained.get_config())},
                      "loss": _plain(loss.get_config()), "fit": result.config, "phases": _plain(result.phases)},
     }
-
-
-def pipeline_recipe(dataset: str) -> dict[str, Any]:
-    """The pipeline's loss, training settings (minus budget, validation, patience and checkpoints, which
-    the benchmark sets) and phases for ``dataset``."""
-    from pipelines.config import load_defaults
-
-    config = load_defaults(dataset)
-    dropped = ("time_budget_s", "max_epochs", "max_steps", "patience", "validate_every_s", "validate_every_steps",
-               "checkpoint_every_s", "checkpoint_every_steps")
-    return {"loss": config["loss"], "phases": config.get("phases") or [],
-            "training": {k: v for k, v in config.get("training", {}).items() if k not in dropped}}
 
 
 def run_evalbench(spec: dict[str, Any]) -> dict[str, Any]:

@@ -33,3 +33,14 @@ def test_set_phases_wins_over_the_single_loss_rule() -> None:
 def test_unknown_section_is_named() -> None:
     with pytest.raises(ConfigError, match="phase"):
         resolve_config("wn18rr", {}, ["phase.until=1"])
+
+
+def test_training_recipe_is_the_pipeline_config_without_the_run_schedule() -> None:
+    from pipelines.config import SCHEDULE_FIELDS, training_recipe
+
+    config, recipe = load_defaults("wn18rr"), training_recipe("wn18rr")
+    assert recipe["loss"] == config["loss"] and recipe["phases"] == config["phases"]
+    assert not set(recipe["training"]) & set(SCHEDULE_FIELDS)
+    assert recipe["training"] == {k: v for k, v in config["training"].items() if k not in SCHEDULE_FIELDS}
+    assert {"time_budget_s", "patience"} <= set(config["training"])  # so the filter is exercised
+    assert training_recipe("kinship")["phases"] == []
