@@ -6,7 +6,7 @@ Output artifact (type ``Model``)::
     training.json     hale_tf.training.TrainingResult (history, validations, seconds, stop reason)
     run_config.json   model, loss and training configuration as resolved (and each phase's)
 
-With ``phases`` (e.g. HaLE for the first 10 % of the budget, then negative sampling) the model trains with
+With ``phases`` (e.g. HaLE for the first 5 % of the budget, then negative sampling) the model trains with
 ``hale_tf.training.fit_phases``; ``loss`` and ``training`` are then what every phase starts from.
 
 Checkpoints and TensorBoard logs live in a stable *run directory* outside the artifact,

@@ -14,9 +14,9 @@ Typical use::
 Phased training (HaLE first, then negative sampling on the same model; ``hale_tf.training.phases``)::
 
     result = training.fit_phases(model, "hale", queries, [
-        {"until": 0.1, "training": {"optimizer": "adam", "learning_rate": 1e-2}},
+        {"until": 0.05, "training": {"optimizer": "adam", "learning_rate": 1e-2}},
         {"until": 1.0, "loss": {"name": "negative_sampling", "num_negatives": 50},
-         "training": {"optimizer": "adam", "learning_rate": 3e-3}},
+         "training": {"optimizer": "adam", "learning_rate": 5e-3, "lr_decay": "cosine"}},
     ], time_budget_s=600, validation=…)
 """
 
