@@ -15,9 +15,7 @@ def test_default_run_is_hale_then_negative_sampling_and_small_datasets_train_hal
     assert training.TrainingConfig(**phases[1].training).lr_decay == "cosine"  # the NS phase anneals
     for small in ("kinship", "nations", "umls"):
         assert load_defaults(small)["phases"] == []
-    # FB15k-237 keeps the hybrid measured there (docs/training.md, third round).
-    fb = training.parse_phases(load_defaults("fb15k-237")["phases"])
-    assert [(p.loss["name"], p.until) for p in fb] == [("hale", 0.2), ("negative_sampling", 1.0)]
+    assert load_defaults("fb15k-237")["phases"] == load_defaults("wn18rr")["phases"]  # measured on both
 
 
 @pytest.mark.parametrize("flag", ["loss", "negatives", "temperature", "learning_rate", "optimizer"])
