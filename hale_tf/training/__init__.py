@@ -22,7 +22,7 @@ Phased training (HaLE first, then negative sampling on the same model; ``hale_tf
 
 from hale_tf.training import optimizers
 from hale_tf.training.config import TrainingConfig
-from hale_tf.training.optimizers import LazyAdam
+from hale_tf.training.optimizers import FusedAdam, FusedAdamW, LazyAdam
 from hale_tf.training.phases import Phase, fit_phases, parse_phases
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 from hale_tf.training.trainer import (
@@ -35,7 +35,7 @@ from hale_tf.training.trainer import (
 )
 
 __all__ = [
-    "BatchSampler", "LazyAdam", "NonFiniteError", "Phase", "TrainQueries", "TrainingConfig", "TrainingResult",
-    "ValidationData", "as_train_queries", "default_strategy", "epoch_permutation", "fit", "fit_phases",
-    "mirrored_strategy", "optimizers", "parse_phases",
+    "BatchSampler", "FusedAdam", "FusedAdamW", "LazyAdam", "NonFiniteError", "Phase", "TrainQueries",
+    "TrainingConfig", "TrainingResult", "ValidationData", "as_train_queries", "default_strategy",
+    "epoch_permutation", "fit", "fit_phases", "mirrored_strategy", "optimizers", "parse_phases",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -167,14 +168,17 @@ def test_progress_bar_counts_seconds_under_a_time_budget(capsys: pytest.CaptureF
     assert "5/5" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
-def test_two_replicas_train_like_one(optimizer: str) -> None:
+@pytest.mark.parametrize("optimizer", ["keras_adam", "adam", "lazy_adam"])
+def test_two_replicas_train_like_one(optimizer: Any) -> None:
+    # adam is the fused update (one kernel per variable, on each replica's copy); keras_adam Keras' own.
     # lazy_adam: sparse row updates on one replica, the dense "touched rows" rule on two.
     cpus = tf.config.list_logical_devices("CPU")
     if len(cpus) < 2:
         pytest.skip("needs 2 logical CPU devices (configured in tests/conftest.py)")
     strategy = training.mirrored_strategy((cpus[0].name, cpus[1].name))  # shared with the loss tests
     loss = losses.HaLELoss("in_batch", temperature=0.5)
+    if optimizer == "keras_adam":
+        optimizer = {"class_name": "Adam", "config": {"learning_rate": 0.01}}
     kw = {**QUICK, "max_steps": 6, "steps_per_call": 3, "optimizer": optimizer}
     one = training.fit(_model(), loss, _triples(), **kw)
     two = training.fit(_model(), loss, _triples(), **{**kw, "strategy": strategy})
