@@ -25,8 +25,9 @@ class TrainingConfig:
         batch_size: global examples per step (queries for HaLE, triples for the triple baselines); split
             evenly over the replicas, so it must be a multiple of their number. The last incomplete batch
             of an epoch is dropped (each epoch is a fresh permutation, so no example is always dropped).
-        optimizer, learning_rate, optimizer_params: a Keras optimiser by name (``adam``, ``adagrad``,
-            ``adamw``, ``lion`` …) built inside the strategy scope. Defaults (Adam 1e-2, 500) are the
+        optimizer, learning_rate, optimizer_params: an optimiser by name (``adam`` and ``adamw``: the
+            fused versions of Keras' own; ``lazy_adam``; any Keras name, ``adagrad``, ``lion`` …;
+            :func:`hale_tf.training.optimizers.get`) built inside the strategy scope. Defaults (Adam 1e-2, 500) are the
             HaLE defaults of docs/training.md; the KGEmb baselines use Adam 1e-3.
         seed: seeds the epoch permutations (stateless, from (seed, epoch)) and the negatives (from
             (seed, step)), so a run is a deterministic function of its config and initial weights.

@@ -6,8 +6,9 @@ element-wise passes over the table: on WN18RR (RotH, negative-sampling phase, 2-
 went from 6.7 to 1.1 ms of a ≈ 42 ms step (``bench/step_profile.py``).
 
 A training step touches a few thousand of the N entity rows (the batch's heads and candidates). Keras'
-Adam updates every row of every table each step (its moments decay everywhere), which was ≈ 40 % of a
-RotE step on the 2-core CPU. :class:`LazyAdam` updates only the rows a step touched, with the Adam formula
+Adam updates every row of every table each step (its moments decay everywhere): ≈ 40 % of a small RotE
+HaLE step (B = 250) in the first round, 2–10 ms of a 30–45 ms RotH/AttH step at B = 500 on the 2-core
+CPU. :class:`LazyAdam` updates only the rows a step touched, with the Adam formula
 on those rows and the global step count for bias correction, as PyTorch's ``SparseAdam`` and the
 ``LazyAdam`` of tensorflow-addons do.
 
