@@ -10,7 +10,7 @@ produce, and typed parameters) plus an *executor*, a plain function
 * a **cache**: ``<pipeline_root>/<Component>/<fingerprint>/`` with a complete ``metadata.json`` is
   reused without running (logged as a cache hit); ``force=True`` reruns;
 * **atomic output**: the executor writes into a temporary sibling directory
-  (``.tmp-<fingerprint>-<pid>-<random>``); ``metadata.json`` is written last and the directory is renamed
+  (``.tmp-<fingerprint>-<pid>-<host>-<random>``); ``metadata.json`` is written last and the directory is renamed
   into place only when the executor returned and every declared output exists. A crash therefore never
   leaves a directory that a later run trusts, and stale temporary directories of dead processes are
   removed on the next run.
@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import os
 import platform
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +48,11 @@ __all__ = [
     "ComponentSpec",
     "Executor",
     "Parameter",
+    "RootLockedError",
     "compute_fingerprint",
     "library_versions",
     "resolve_params",
+    "root_lock",
     "run_component",
     "write_json",
 ]
@@ -307,23 +311,92 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _clean_stale(component_dir: Path) -> None:
-    """Remove temporary/trash directories left by processes that no longer run.
+def _host_tag() -> str:
+    """A short tag of this machine, so that a run never judges the pids of another host's runs."""
+    return hashlib.sha256(platform.node().encode("utf-8")).hexdigest()[:8]
 
-    Directory names carry the writer's pid, so a concurrent run in a live process keeps its directory.
+
+def _scratch_name(prefix: str, name: str) -> str:
+    """``<prefix><name>-<pid>-<host tag>-<random>``: the writer, so others can tell whether it still runs."""
+    return f"{prefix}{name}-{os.getpid()}-{_host_tag()}-{secrets.token_hex(4)}"
+
+
+def _scratch_owner_dead(entry_name: str) -> bool:
+    """Whether the process that named a temporary/trash directory (:func:`_scratch_name`) is gone.
+
+    Only a directory of *another* process of *this* host that no longer runs counts: the directories of
+    this process belong to a component running now (perhaps in another thread), names that cannot be read
+    and directories of other hosts are left alone.
     """
+    parts = entry_name.split("-")
+    try:
+        pid = int(parts[2])
+    except (IndexError, ValueError):
+        return False
+    if len(parts) >= 5 and parts[3] != _host_tag():
+        return False
+    return pid != os.getpid() and pid > 0 and not _pid_alive(pid)
+
+
+def _clean_stale(component_dir: Path) -> None:
+    """Remove temporary/trash directories left by processes that no longer run (see
+    :func:`_scratch_owner_dead`); a live run's directory is never touched."""
     if not component_dir.is_dir():
         return
     for entry in component_dir.iterdir():
         if not entry.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)) or not entry.is_dir():
             continue
-        try:
-            pid = int(entry.name.split("-")[2])
-        except (IndexError, ValueError):
-            pid = -1
-        if pid == os.getpid() or pid < 0 or not _pid_alive(pid):
+        if _scratch_owner_dead(entry.name):
             logger.info("removing stale temporary directory %s", entry)
             shutil.rmtree(entry, ignore_errors=True)
+
+
+class RootLockedError(ComponentError):
+    """Another live run holds the pipeline root's lock."""
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def root_lock(root: str | os.PathLike[str], wait_s: float = 5.0) -> Iterator[None]:
+    """Hold ``<root>/.lock`` (an exclusive ``flock``, released by the kernel even when the process is killed)
+    for the duration of the block; the holder's pid is written into the file.
+
+    Waits up to ``wait_s`` seconds for another run to finish, then raises :class:`RootLockedError` naming the
+    process that holds it. Two runs on one root would otherwise share checkpoints and overwrite each other's
+    summary.
+    """
+    import fcntl
+
+    path = Path(root) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + wait_s
+        warned = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(path)
+                if time.monotonic() >= deadline:
+                    raise RootLockedError(
+                        f"pipeline root {root} is in use by another run (pid {holder}); wait for it to finish "
+                        f"or use another --pipeline_root") from None
+                if not warned:
+                    logger.warning("pipeline root %s is in use by pid %s; waiting up to %.0f s", root, holder, wait_s)
+                    warned = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 def _validate_inputs(
@@ -391,7 +464,7 @@ def run_component(
             # Only complete directories are ever renamed into place, so this is manual damage.
             logger.warning("%s: %s exists but is incomplete; rerunning", spec.name, final_dir)
 
-    tmp_dir = component_dir / f"{_TMP_PREFIX}{fingerprint}-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp_dir = component_dir / _scratch_name(_TMP_PREFIX, fingerprint)
     tmp_dir.mkdir()
     logger.info("%s: running (fingerprint %s)", spec.name, fingerprint)
     started = time.time()
@@ -424,33 +497,80 @@ def run_component(
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
     logger.info("%s: wrote %s in %.1f s", spec.name, final_dir, time.time() - started)
-    return Artifact.load(final_dir)
+    return _load_published(final_dir)
+
+
+def _load_published(final_dir: Path, attempts: int = 100) -> Artifact:
+    """The artifact just published at ``final_dir``. A concurrent ``force`` run may be swapping its own
+    copy in (two renames, a moment without the directory): retry briefly before giving up."""
+    for attempt in range(attempts):
+        try:
+            return Artifact.load(final_dir)
+        except ComponentError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
+
+
+def _strict(obj: Any) -> Any:
+    """``obj`` with NaN/±Inf floats as ``None``, so the JSON is strict (``NaN`` is not JSON)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON and fsync it (metadata must survive a power cut)."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Write ``obj`` as indented, key-sorted, strict JSON (NaN/Inf as null) and fsync it (metadata must
+    survive a power cut)."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(_strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from err  # a failed write: name the file
 
 
 def _publish(tmp_dir: Path, final_dir: Path, *, replace: bool) -> None:
-    """Rename the finished ``tmp_dir`` to ``final_dir`` (a single atomic rename on one filesystem)."""
-    if final_dir.exists():
-        if not replace and _read_complete_metadata(final_dir) is not None:
-            # A concurrent run of the same fingerprint won the race; its output is equivalent.
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-            return
-        # Move the old directory aside first: rename() cannot replace a non-empty directory. A crash
-        # between the two renames leaves no final directory, i.e. a cache miss, never a half artifact.
-        trash = final_dir.with_name(f"{_TRASH_PREFIX}{final_dir.name}-{os.getpid()}-{secrets.token_hex(4)}")
-        os.rename(final_dir, trash)
-        os.rename(tmp_dir, final_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(tmp_dir, final_dir)
+    """Rename the finished ``tmp_dir`` to ``final_dir`` (a single atomic rename on one filesystem).
+
+    Race-free between processes: when another run of the same fingerprint publishes first (before or
+    during our rename), its complete artifact is kept and ours discarded (the outputs are equivalent).
+    ``replace`` (``force``) moves an existing artifact aside first: rename() cannot replace a non-empty
+    directory, and a crash between the two renames leaves no final directory, i.e. a cache miss, never a
+    half artifact.
+    """
+    aside: list[Path] = []
+    try:
+        for _ in range(10):
+            if not replace and _read_complete_metadata(final_dir) is not None:
+                shutil.rmtree(tmp_dir, ignore_errors=True)  # a concurrent run won the race
+                return
+            if final_dir.exists():  # replaced (force) or incomplete (manual damage): move it aside
+                trash = final_dir.with_name(_scratch_name(_TRASH_PREFIX, final_dir.name))
+                with contextlib.suppress(FileNotFoundError):  # another run moved it first
+                    os.rename(final_dir, trash)
+                    aside.append(trash)
+            try:
+                os.rename(tmp_dir, final_dir)
+                break
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                replace = False  # another run published between our two renames: keep its artifact
+        else:
+            raise ComponentError(f"{final_dir}: could not publish (other runs keep replacing it)")
+    finally:
+        for trash in aside:
+            shutil.rmtree(trash, ignore_errors=True)
     with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
         fd = os.open(final_dir.parent, os.O_RDONLY)
         try:

@@ -6,12 +6,17 @@ Output artifact (type ``PushedModel``)::
     saved_model/    the SavedModel of hale_tf.export (only when pushed)
 
 When blessed, the SavedModel is also copied to ``<serving_dir>/<version>/`` (TensorFlow Serving's
-layout: integer version directories) when ``serving_dir`` is given.
+layout: integer version directories) when ``serving_dir`` is given. ``serving_dir`` does not change the
+artifact, so a cached Pusher makes no copy: the pipeline then copies the cached SavedModel itself
+(:func:`copy_to_serving`, see ``pipelines.pipeline``).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -21,7 +26,7 @@ from components._transformed import TransformedData
 from components.base import Artifact, Component, ComponentSpec, Parameter, write_json
 from components.evaluator import is_blessed
 
-__all__ = ["PUSHER", "PUSHER_SPEC"]
+__all__ = ["PUSHER", "PUSHER_SPEC", "copy_to_serving"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +61,33 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
                        known_triples=known)
     served = None
     if params["serving_dir"]:
-        version_dir = Path(params["serving_dir"]) / str(int(time.time()))
-        tmp = version_dir.with_name(f".{version_dir.name}.tmp")
-        shutil.copytree(output_dir / "saved_model", tmp)
-        tmp.replace(version_dir)
-        served = str(version_dir)
+        served = str(copy_to_serving(output_dir / "saved_model", params["serving_dir"]))
     write_json(output_dir / "push.json", {"pushed": True, "saved_model": "saved_model", "serving_copy": served})
+
+
+def copy_to_serving(saved_model: Path, serving_dir: str | os.PathLike[str]) -> Path:
+    """Copy ``saved_model`` to ``<serving_dir>/<version>/`` and return that directory.
+
+    The version is the current Unix time, or one more than the newest version already there; the copy is
+    made in a hidden sibling and renamed into place, so TensorFlow Serving never sees a partial model.
+    """
+    root = Path(serving_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    existing = [int(p.name) for p in root.iterdir() if p.name.isdigit()]
+    version = max([int(time.time()), *(v + 1 for v in existing)])
+    tmp = root / f".{version}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    shutil.copytree(saved_model, tmp)
+    try:
+        while True:
+            try:
+                os.rename(tmp, root / str(version))
+                return root / str(version)
+            except OSError as err:  # a concurrent copy took this version
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                version += 1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 PUSHER = Component(spec=PUSHER_SPEC, executor=_execute)

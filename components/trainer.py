@@ -12,13 +12,16 @@ With ``phases`` (e.g. HaLE for the first 5 % of the budget, then negative sampli
 Checkpoints and TensorBoard logs live in a stable *run directory* outside the artifact,
 ``<pipeline_root>/Trainer/runs/<key>/{checkpoints,logs}``, keyed by the inputs and parameters: TensorBoard
 pointed at the pipeline root shows training live, and a run that is killed resumes from its last
-checkpoint when the pipeline is run again with the same configuration.
+checkpoint when the pipeline is run again with the same configuration (``resume=False``, the pipeline's
+``--force``, discards them and trains anew). A run interrupted by SIGINT/SIGTERM checkpoints and publishes
+nothing, so the rerun resumes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,8 @@ TRAINER_SPEC = ComponentSpec(
         "strategy": Parameter(str, "mirrored", "tf.distribute strategy", choices=STRATEGIES,
                               affects_output=False),
         "export_embeddings": Parameter(bool, True, "write projector embeddings next to the logs"),
+        "resume": Parameter(bool, True, "resume from the run directory's checkpoints (False: train anew and "
+                            "discard them)", affects_output=False),
     },
     version="2",
 )
@@ -78,6 +83,10 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
     num_entities, num_relations = data.num_entities, data.num_relations
     run_dir = Path(params["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not params["resume"] and (run_dir / "checkpoints").exists():
+        # Train anew (--force): an old run's checkpoints, even its final one, must not be resumed.
+        logger.info("Trainer: resume=False: discarding the checkpoints in %s", run_dir / "checkpoints")
+        shutil.rmtree(run_dir / "checkpoints")
     config = training.TrainingConfig.from_dict(params["training"])
     loss_config = dict(params["loss"])
     loss = losses.get(loss_config.pop("name"), **loss_config)
@@ -98,6 +107,10 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
         result = training.fit_phases(model, loss, queries, params["phases"], **run)
     else:
         result = training.fit(model, loss, queries, **run)
+    if result.stop_reason == "interrupted":
+        # SIGINT/SIGTERM: the trainer checkpointed; publish nothing, so that a rerun resumes instead of
+        # finding a cached, unfinished model.
+        raise KeyboardInterrupt(f"training interrupted at step {result.steps}; checkpoint in {run_dir}")
     trained = result.model if result.model is not None else model
     models.save_model(trained, output_dir / "model")
     result.to_json(output_dir / "training.json")

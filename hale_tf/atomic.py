@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file in the target's folder, flushed and fsynced, then renamed.
 
 A crash therefore leaves either the old file or the complete new one, never a half-written file that a
-later run would trust. Every writer of results, indexes and configs in the project goes through here.
+later run would trust. The file gets the permissions of any new file (``0666`` less the umask), not
+``mkstemp``'s private ``0600``. Every writer of results, indexes and configs in the project goes through here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_write_text", "current_umask"]
 
 
 @contextlib.contextmanager
@@ -24,15 +25,32 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; a written file follows the umask
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write or flush: name the file
+            raise OSError(err.errno, err.strerror or str(err), str(target)) from err
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the platform allows (``/proc/self/status``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only briefly wrong)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

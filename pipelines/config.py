@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "load_defaults", "parse_duration", "parse_overrides", "resolve_config", "merge",
-           "training_recipe"]
+__all__ = ["FLAG_KEYS", "FLAG_PATHS", "ConfigError", "load_defaults", "merge", "parse_duration", "parse_overrides",
+           "resolve_config", "training_recipe"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "model_config", "loss", "training", "phases", "transform", "evaluator")
@@ -25,6 +26,22 @@ SINGLE_RUN_FLAGS = ("loss", "negatives", "temperature", "learning_rate", "optimi
 # TrainingConfig fields that set a run's limits and schedule rather than how it learns (benchmarks set their own).
 SCHEDULE_FIELDS = ("time_budget_s", "max_epochs", "max_steps", "patience", "validate_every_s",
                    "validate_every_steps", "checkpoint_every_s", "checkpoint_every_steps")
+
+# The specific flags that set one config key (section, key); ``--time_budget``, ``--validate_every`` and
+# ``--min_mrr`` are converted first (see :func:`resolve_config`) and listed in :data:`FLAG_PATHS`.
+FLAG_KEYS: dict[str, tuple[str, str]] = {
+    "dim": ("model_config", "dim"), "activation": ("model_config", "activation"),
+    "loss": ("loss", "name"), "negatives": ("loss", "negatives"), "temperature": ("loss", "temperature"),
+    "batch_size": ("training", "batch_size"), "learning_rate": ("training", "learning_rate"),
+    "optimizer": ("training", "optimizer"), "max_epochs": ("training", "max_epochs"),
+    "patience": ("training", "patience"), "seed": ("training", "seed"),
+    "num_shards": ("transform", "num_shards"), "unseen_policy": ("transform", "unseen_policy"),
+}
+# Every flag that sets a config value, by the key path it sets (for error messages that name the flag).
+FLAG_PATHS: dict[str, tuple[str, ...]] = {
+    "model": ("model",), **FLAG_KEYS, "time_budget": ("training", "time_budget_s"),
+    "validate_every": ("training", "validate_every_s"), "min_mrr": ("evaluator", "thresholds", "mrr"),
+}
 
 
 class ConfigError(ValueError):
@@ -85,8 +102,8 @@ def parse_duration(text: str, flag: str = "--time_budget") -> float:
     if not match:
         raise ConfigError(f"{flag}: cannot read {text!r} as a duration (examples: 90s, 10m, 1.5h)")
     value = float(match.group(1)) * {"ms": 1e-3, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600}[match.group(2)]
-    if value <= 0:
-        raise ConfigError(f"{flag}: must be positive, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag}: must be a positive, finite duration, got {text!r}")
     return value
 
 
@@ -115,14 +132,7 @@ def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[st
     updates: dict[str, Any] = {}
     if flag_values.get("model"):
         updates["model"] = flag_values["model"]
-    for flag, (section, key) in {
-        "dim": ("model_config", "dim"), "activation": ("model_config", "activation"),
-        "loss": ("loss", "name"), "negatives": ("loss", "negatives"), "temperature": ("loss", "temperature"),
-        "batch_size": ("training", "batch_size"), "learning_rate": ("training", "learning_rate"),
-        "optimizer": ("training", "optimizer"), "max_epochs": ("training", "max_epochs"),
-        "patience": ("training", "patience"), "seed": ("training", "seed"),
-        "num_shards": ("transform", "num_shards"), "unseen_policy": ("transform", "unseen_policy"),
-    }.items():
+    for flag, (section, key) in FLAG_KEYS.items():
         if flag_values.get(flag) is not None:
             updates.setdefault(section, {})[key] = flag_values[flag]
     if flag_values.get("time_budget") is not None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.base import Artifact, run_component
+from components.base import Artifact, root_lock, run_component
 from hale_tf.atomic import atomic_write_text
 
 __all__ = ["PipelineOptions", "run_pipeline", "write_json_atomic"]
@@ -38,6 +38,7 @@ class PipelineOptions:
     strategy: str = "mirrored"
     force: bool = False
     serving_dir: str | None = None
+    lock_wait_s: float = 5.0
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -50,15 +51,24 @@ def _run_key(*parts: Any) -> str:
 
 
 def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, Any]:
-    """Run (or reuse from cache) every component and return the summary written to ``summary.json``."""
+    """Run (or reuse from cache) every component and return the summary written to ``summary.json``.
+
+    The pipeline root is locked for the run (:func:`components.base.root_lock`): a second run on the same
+    root waits up to ``options.lock_wait_s`` seconds, then fails naming the process that holds it.
+    """
+    root = Path(options.pipeline_root)
+    root.mkdir(parents=True, exist_ok=True)
+    with root_lock(root, options.lock_wait_s):
+        return _run_locked(config, options, root)
+
+
+def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) -> dict[str, Any]:
     from components.evaluator import EVALUATOR
     from components.example_gen import EXAMPLE_GEN
-    from components.pusher import PUSHER
+    from components.pusher import PUSHER, copy_to_serving
     from components.trainer import TRAINER
     from components.transform import TRANSFORM
 
-    root = Path(options.pipeline_root)
-    root.mkdir(parents=True, exist_ok=True)
     write_json_atomic(root / "run_config.json", {"config": config, "options": options.__dict__})
     timings: dict[str, float] = {}
 
@@ -85,7 +95,9 @@ def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, 
     run_dir = root / "Trainer" / "runs" / _run_key(transformed.fingerprint, trainer_params["model"],
                                                    trainer_params["model_config"], trainer_params["loss"],
                                                    trainer_params["training"], trainer_params["phases"])
-    model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir)})
+    # --force trains anew: the Trainer then starts from scratch instead of resuming the run directory.
+    model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir),
+                                                         "resume": not options.force})
     evaluator_cfg = config.get("evaluator", {})
     evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, {
         "split": evaluator_cfg.get("split", "test"), "thresholds": evaluator_cfg.get("thresholds", {}),
@@ -97,6 +109,13 @@ def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, 
 
     metrics = json.loads(evaluation.path("metrics.json").read_text(encoding="utf-8"))
     push = json.loads(pushed.path("push.json").read_text(encoding="utf-8"))
+    if options.serving_dir and push["pushed"]:
+        copied = push.get("serving_copy")
+        serving_dir = Path(options.serving_dir).expanduser()
+        if not (copied and Path(copied).parent == serving_dir and Path(copied).is_dir()):
+            # A cached Pusher copied nothing in this run (serving_dir is not part of its fingerprint).
+            push["serving_copy"] = str(copy_to_serving(pushed.path("saved_model"), serving_dir))
+            logger.info("Pusher: copied the blessed SavedModel to %s", push["serving_copy"])
     training = json.loads(model.path("training.json").read_text(encoding="utf-8"))
     summary = {
         "dataset": options.dataset,

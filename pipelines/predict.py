@@ -8,7 +8,8 @@ Usage:
 PATH is an export directory (holding saved_model.pb) or a directory of numeric versions (the highest
 is used, as TensorFlow Serving does). --exclude_known drops facts the model was exported with (training).
 
-Queries file: UTF-8, one query per line, tab-separated; blank lines and lines starting with '#' skipped.
+Queries file: UTF-8 (a leading BOM is ignored), one query per line, tab-separated; blank lines and lines
+starting with '#' skipped.
   head<TAB>relation              tail query (?, the missing tail)
   head<TAB>relation<TAB>?        the same, explicit
   ?<TAB>relation<TAB>tail        head query
@@ -250,6 +251,8 @@ def run(
             raise PredictError("--model is required", code=2)
         if k < 1:
             raise PredictError(f"--k must be >= 1, got {k}", code=2)
+        if k > K_MAX:  # the signatures take k as int32: a larger k would wrap to a negative one
+            raise PredictError(f"--k must be <= {K_MAX} (an int32), got {k}", code=2)
         if batch_size < 1:
             raise PredictError(f"--batch_size must be >= 1, got {batch_size}", code=2)
         predictor = Predictor(resolve_model_dir(model))
@@ -265,6 +268,10 @@ def run(
     return 1 if failures else 0
 
 
+#: The largest ``--k``: the serving signatures take k as an int32 (it is clamped to the entity count there).
+K_MAX = 2**31 - 1
+
+
 def _queries_from_args(
     head: str | None, tail: str | None, relation: str | None, queries_file: str | None
 ) -> list[Query]:
@@ -272,7 +279,7 @@ def _queries_from_args(
         if head or tail or relation:
             raise PredictError("give either --queries or --head/--tail with --relation, not both", code=2)
         try:
-            with open(queries_file, encoding="utf-8") as handle:
+            with open(queries_file, encoding="utf-8-sig") as handle:  # a BOM is not part of the first name
                 lines = handle.readlines()
         except (OSError, UnicodeDecodeError) as error:
             raise PredictError(f"cannot read queries file {queries_file}: {error}", code=2) from None

@@ -10,13 +10,18 @@ Examples::
     python -m pipelines.run --dataset=wn18rr --set='phases=[]'          # HaLE alone, no negative-sampling phase
 
 Per-dataset defaults: ``pipelines/configs/<dataset>.json``; ``--set section.key=value`` reaches any field.
-Errors (bad flags, bad data, a configuration that cannot fit in memory) print one line and exit non-zero.
+Errors (bad flags, bad data, a configuration that cannot fit in memory) print one line and exit non-zero:
+the whole configuration is validated before any component runs (``pipelines.validate``; exit 2), and
+filesystem errors (a full or read-only disk, a path that is a file) name the path (exit 1). A second run on
+the same ``--pipeline_root`` waits a few seconds for the first, then names the process that holds it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +31,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from absl import app, flags  # noqa: E402
 
-from pipelines.config import ConfigError, resolve_config  # noqa: E402
+from pipelines.config import FLAG_PATHS, ConfigError, resolve_config  # noqa: E402
+from pipelines.validate import check_runner, validate_config  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -79,33 +85,51 @@ def _synthetic_params(items: list[str]) -> dict[str, Any] | None:
     return params
 
 
-def _check_names(config: dict[str, Any]) -> None:
-    from hale_tf import activations, losses, models
+def _check_paths(root: Path, serving_dir: str | None) -> None:
+    """The pipeline root can be a directory (created here) and ``--serving_dir`` is not a file."""
+    for parent in [root, *root.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise ConfigError(f"--pipeline_root: {parent} is a file, not a directory; choose another --pipeline_root")
+    if serving_dir is not None:
+        serving = Path(serving_dir).expanduser()
+        for parent in [serving, *serving.parents]:
+            if parent.exists() and not parent.is_dir():
+                raise ConfigError(f"--serving_dir: {parent} is a file, not a directory")
 
-    try:
-        models.get_class(config["model"])
-    except ValueError as err:
-        raise ConfigError(f"--model: {err}") from None
-    if config.get("loss", {}).get("name") not in losses.available():
-        raise ConfigError(f"--loss: unknown loss {config.get('loss', {}).get('name')!r}; "
-                          f"available: {', '.join(losses.available())}")
-    phases = config.get("phases") or []
-    if not isinstance(phases, list):
-        raise ConfigError(f"phases: expected a list of {{until, loss, training}} objects, got {phases!r}")
-    from hale_tf.training import parse_phases
 
-    try:
-        parsed = parse_phases(phases) if phases else []
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"phases: {err}") from None
-    for i, phase in enumerate(parsed):
-        if phase.loss is not None and phase.loss["name"] not in losses.available():
-            raise ConfigError(f"phases[{i}].loss: unknown loss {phase.loss['name']!r}; "
-                              f"available: {', '.join(losses.available())}")
-    activation = config.get("model_config", {}).get("activation")
-    if activation is not None and activation not in activations.available():
-        raise ConfigError(f"--activation: unknown activation {activation!r}; "
-                          f"available: {', '.join(activations.available())}")
+def _os_error_line(err: OSError, root: Path | None) -> str:
+    """One line for a filesystem error: the path (else the pipeline root it happened under), what went
+    wrong, what to do."""
+    path = err.filename if err.filename is not None else f"a file under {root}" if root is not None else "?"
+    if err.filename2 is not None:
+        path = f"{path} -> {err.filename2}"
+    reason = err.strerror or str(err)
+    hint = {
+        errno.ENOSPC: "free some space (or use another --pipeline_root) and rerun; completed components are cached",
+        errno.EDQUOT: "free some space (or use another --pipeline_root) and rerun; completed components are cached",
+        errno.EROFS: "use a writable --pipeline_root",
+        errno.EACCES: "check the permissions or use another --pipeline_root",
+        errno.EPERM: "check the permissions or use another --pipeline_root",
+        errno.ENOTDIR: "a path component is a file, not a directory",
+        errno.EEXIST: "remove it or choose another path",
+    }.get(err.errno or 0, "")
+    return f"{path}: {reason}" + (f"; {hint}" if hint else "")
+
+
+# TensorFlow errors that its file system layer raises (a full disk is ResourceExhaustedError).
+_TF_IO_ERRORS = ("ResourceExhaustedError", "PermissionDeniedError", "NotFoundError", "FailedPreconditionError",
+                 "DataLossError", "AlreadyExistsError", "UnknownError")
+
+
+def _tf_io_error_line(err: Exception) -> str | None:
+    """One line for a TensorFlow I/O error (its message names the path), None for any other exception."""
+    kind = type(err)
+    if not kind.__module__.startswith("tensorflow") or kind.__name__ not in _TF_IO_ERRORS:
+        return None
+    message = str(getattr(err, "message", err))
+    message = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message).strip().splitlines()[0]
+    message = re.sub(r"\s*\[Op:\w+\]$", "", message)
+    return f"{message} ({kind.__name__}); fix the cause and rerun, completed components are cached"
 
 
 def _print_summary(summary: dict[str, Any], root: Path) -> None:
@@ -113,8 +137,8 @@ def _print_summary(summary: dict[str, Any], root: Path) -> None:
     headline = metrics.get("headline", {})
     print()
     print(f"hale-tf pipeline finished: {summary['dataset']}")
-    print("  test (filtered, pessimistic, both sides): " + ", ".join(
-        f"{k}={v:.4f}" for k, v in headline.items() if isinstance(v, float)))
+    print("  test (filtered, pessimistic, both sides): " + (", ".join(
+        f"{k}={v:.4f}" for k, v in headline.items() if isinstance(v, float)) or "no metrics (no query ranked)"))
     print(f"  model:        {summary['model_dir']}")
     print(f"  saved_model:  {summary['saved_model'] or 'not exported (model not blessed)'}")
     print(f"  metrics:      {summary['artifacts']['Evaluator']}/metrics.json")
@@ -131,14 +155,20 @@ def main(argv: list[str]) -> None:
     from absl import logging as absl_logging
 
     absl_logging.set_verbosity(absl_logging.WARNING)
+    # Beam logs a failed worker step with its traceback; the Transform turns the failure into one line.
+    logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
     from components.base import ComponentError
     from hale_tf.data.errors import HaleDataError
     from pipelines.pipeline import PipelineOptions, run_pipeline
 
+    root: Path | None = None
     try:
         config = resolve_config(FLAGS.dataset, {name: FLAGS[name].value for name in FLAGS}, FLAGS.set)
-        _check_names(config)
+        # Everything is checked before any component runs: one line naming the flag or key, exit 2.
+        config = validate_config(config, [name for name in FLAG_PATHS if FLAGS[name].present])
+        check_runner(FLAGS.runner)
         root = Path(FLAGS.pipeline_root or Path.home() / "hale_tf_pipelines" / FLAGS.dataset).expanduser()
+        _check_paths(root, FLAGS.serving_dir)
         options = PipelineOptions(
             dataset=FLAGS.dataset, pipeline_root=root, data_dir=FLAGS.data_dir,
             synthetic_params=_synthetic_params(FLAGS.synthetic), download=FLAGS.download,
@@ -146,10 +176,20 @@ def main(argv: list[str]) -> None:
             strategy=FLAGS.strategy, force=FLAGS.force, serving_dir=FLAGS.serving_dir,
         )
         summary = run_pipeline(config, options)
+        assert root is not None
     except (ConfigError, HaleDataError, ComponentError) as err:
         _fail(str(err))
-    except (ValueError, FileNotFoundError) as err:  # e.g. a memory budget refusal, a bad config value
+    except ValueError as err:  # e.g. a memory budget refusal
         _fail(f"{type(err).__name__}: {err}")
+    except OSError as err:  # a read-only or full disk, a path that is a file …: the path, not a traceback
+        print(f"error: {_os_error_line(err, root)}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:  # TensorFlow's own file I/O (checkpoints, SavedModel) raises its OpErrors
+        line = _tf_io_error_line(err)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume (completed components are cached)", file=sys.stderr)
         sys.exit(130)

@@ -134,24 +134,31 @@ class OneVsAllLoss(KGELoss):
     Args:
         kind: ``softmax`` (per answer; KGEmb's full loss) or ``bce`` (per query, multi-hot labels).
         label_smoothing: ε for ``bce``.
+        fused: use the fused all-entity kernel (:meth:`KGEModel.reduce_all_entities`; no B × N tensor,
+            hand-written gradient); False scores the ``[B, N]`` matrix with ``score_all`` (the reference).
         batch_unit: ``triples`` (KGEmb) or ``queries``.
     """
 
     name = "one_vs_all"
 
-    def __init__(self, kind: str = "softmax", label_smoothing: float = 0.0, *, batch_unit: str = "triples") -> None:
+    def __init__(self, kind: str = "softmax", label_smoothing: float = 0.0, *, fused: bool = True,
+                 batch_unit: str = "triples") -> None:
         if kind not in ("softmax", "bce"):
             raise ValueError(f"kind must be 'softmax' or 'bce', got {kind!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.kind = kind
         self.label_smoothing = float(label_smoothing)
+        self.fused = bool(fused)
         self.batch_unit = _check_unit(batch_unit)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "kind": self.kind, "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "kind": self.kind, "label_smoothing": self.label_smoothing,
+                "fused": self.fused}
 
     def compute(self, model: Any, batch: QueryBatch, seed: tf.Tensor) -> LossOutput:
+        if self.fused:
+            return self._compute_fused(model, batch)
         heads, relations, rows, ids = batch
         logits = model.score_all(heads, relations)  # [B, N]
         cells = tf.stack([rows, ids], axis=1)
@@ -168,6 +175,30 @@ class OneVsAllLoss(KGELoss):
             labels = (1.0 - self.label_smoothing) * labels + self.label_smoothing / model.num_entities
         bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
         per_example = tf.reduce_mean(bce, axis=1)
+        return LossOutput(per_example, {"bce": per_example})
+
+
+    def _compute_fused(self, model: Any, batch: QueryBatch) -> LossOutput:
+        """The same losses from the fused all-entity kernel: answer pairs scored apart, no ``[B, N]``.
+
+        softmax: ℓ = LSE_q − (s(q, t) − b_h). bce: with multi-hot labels y (answers of a query are unique),
+        Σ_e [softplus(s_e) − y_e s_e] = Σ_e softplus(s_e) − (1 − ε) Σ_{t ∈ T_q} s_t − (ε/N) Σ_e s_e.
+        """
+        heads, relations, rows, ids = batch
+        num_queries = tf.shape(heads)[0]
+        h, r = tf.gather(heads, rows), tf.gather(relations, rows)
+        if self.kind == "softmax":
+            # b_h is left out of both terms (it cancels), so it gets no gradient rather than rounding noise.
+            lse = model.reduce_all_entities(heads, relations)
+            per_example = tf.gather(lse, rows) - model.score(h, r, ids, with_head_bias=False)
+            return LossOutput(per_example, {"cross_entropy": per_example})
+        positive = model.score(h, r, ids)  # [K], with b_h as in the BCE logits
+        softplus_sum, logit_sum = tf.unstack(
+            model.reduce_all_entities(heads, relations, reduction="softplus", with_head_bias=True))
+        eps = self.label_smoothing
+        labelled = tf.math.unsorted_segment_sum(positive, rows, num_queries)
+        total = softplus_sum - (1.0 - eps) * labelled - (eps / model.num_entities) * logit_sum
+        per_example = total / model.num_entities
         return LossOutput(per_example, {"bce": per_example})
 
 

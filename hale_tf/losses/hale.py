@@ -16,7 +16,9 @@ contrasted with the true negatives plus itself, and with one answer per query it
 
 Negatives (``negatives=``):
 
-- ``all``: every entity, one B × N score matrix from the model's matmul form (``score_all``);
+- ``all``: every entity; by default through the fused all-entity kernel (positives scored on the answer
+  pairs, the log-sum-exp over all N entities computed in cached chunks with an analytic gradient, the
+  query's answers excluded when filtered), else one B × N score matrix from ``score_all``;
 - ``in_batch``: the answers of every query of the global batch — under a distribution strategy they are
   gathered from all replicas with ``ReplicaContext.all_gather``, so the result equals the single-device
   computation on the whole batch; scored with ``score_entities`` (B × K, one matmul);
@@ -78,6 +80,9 @@ class HaLELoss(KGELoss):
         answer_weight_power: weight each query's loss by |T_q|^power: 0 counts queries equally (HaLE's
             query sampling), 1 counts every training triple equally (as triple-based losses and the
             triple-weighted evaluation do).
+        fused: with ``negatives="all"``, take the log-sum-exp over all entities from the fused kernel
+            (:meth:`KGEModel.reduce_all_entities`: no B × N tensor, hand-written gradient); False scores
+            the full ``[B, N]`` matrix with ``score_all`` and autodiff (the reference).
     """
 
     name = "hale"
@@ -98,6 +103,7 @@ class HaLELoss(KGELoss):
         cross_replica: bool = True,
         answer_weight_power: float = 0.0,
         n3_weight: float = 0.0,
+        fused: bool = True,
         batch_unit: str = "queries",
     ) -> None:
         if negatives not in NEGATIVES:
@@ -125,6 +131,7 @@ class HaLELoss(KGELoss):
         if n3_weight < 0:
             raise ValueError(f"n3_weight must be >= 0, got {n3_weight}")
         self.n3_weight = float(n3_weight)
+        self.fused = bool(fused)
         self._log_weights: tf.Tensor | None = None
 
     def get_config(self) -> dict[str, Any]:
@@ -142,6 +149,7 @@ class HaLELoss(KGELoss):
             "cross_replica": self.cross_replica,
             "answer_weight_power": self.answer_weight_power,
             "n3_weight": self.n3_weight,
+            "fused": self.fused,
         }
 
     def prepare(self, *, num_entities: int, answer_counts: np.ndarray | None = None) -> None:
@@ -190,7 +198,16 @@ class HaLELoss(KGELoss):
         # makes its gradient exactly zero.
         head_bias = model.entities.head_biases(heads)[:, tf.newaxis]
         answers_in_candidates = True
-        if self.negatives == "all":
+        if self.negatives == "all" and self.fused:
+            # Positives on the K answer pairs; the log-sum-exp over all N entities from the fused kernel
+            # (filtered: the query's own answers excluded), so no [B, N] tensor exists.
+            positive = model.score(tf.gather(heads, rows), tf.gather(relations, rows), ids,
+                                   with_head_bias=False) * inv_tau
+            excluded = (rows, ids) if self.filtered else None
+            lse = model.reduce_all_entities(heads, relations, temperature=self.temperature, excluded=excluded)
+            if self.filtered:
+                negative_lse = lse
+        elif self.negatives == "all":
             logits = (model.score_all(heads, relations) - head_bias) * inv_tau  # [B, N]
             answer_cells = tf.stack([rows, ids], axis=1)
             positive = tf.gather_nd(logits, answer_cells)  # [K]
@@ -216,11 +233,13 @@ class HaLELoss(KGELoss):
                 )
 
         alignment = segment_mean(-positive, rows, num_queries)
+        fused = self.negatives == "all" and self.fused
         if self.filtered:
-            negative_lse = tf.reduce_logsumexp(negative_logits, axis=1)  # [B]
+            if not fused:
+                negative_lse = tf.reduce_logsumexp(negative_logits, axis=1)  # [B]
             uniformity = segment_mean(logaddexp(positive, tf.gather(negative_lse, rows)), rows, num_queries)
         else:
-            uniformity = tf.reduce_logsumexp(logits, axis=1)
+            uniformity = lse if fused else tf.reduce_logsumexp(logits, axis=1)
             if not answers_in_candidates:
                 uniformity = logaddexp(uniformity, _segment_logsumexp(positive, rows, num_queries))
         per_query = self.alignment_weight * alignment + self.uniformity_weight * uniformity

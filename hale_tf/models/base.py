@@ -18,6 +18,7 @@ import tensorflow as tf
 from hale_tf import activations
 from hale_tf.geometry import euclidean, expmap0, poincare
 from hale_tf.layers import EntityEmbedding, RelationTable
+from hale_tf.models.all_entity import DEFAULT_CHUNK, AllEntityInputs, AllEntityKernel, all_entity_reduce
 
 __all__ = ["KGEModel", "Query"]
 
@@ -157,11 +158,13 @@ class KGEModel(keras.Model):
         """s = −ψ(δ) + b_h + b_t (biases broadcast against δ)."""
         return -self.activation(delta) + head_bias + tail_bias
 
-    def score(self, h: tf.Tensor, r: tf.Tensor, t: tf.Tensor) -> tf.Tensor:
-        """Scores of the triples (h, r, t), ``[B]``."""
+    def score(self, h: tf.Tensor, r: tf.Tensor, t: tf.Tensor, *, with_head_bias: bool = True) -> tf.Tensor:
+        """Scores of the triples (h, r, t), ``[B]``; ``with_head_bias=False`` leaves b_h out (the
+        softmax-type losses, where it is a per-query constant, so that it gets no gradient at all)."""
         h, r, t = (tf.cast(x, tf.int32) for x in (h, r, t))
         delta = self.squared_distance_pairs(self.query(h, r), self.entities(t))
-        return self.score_from_distance(delta, self.entities.head_biases(h), self.entities.tail_biases(t))
+        head_bias = self.entities.head_biases(h) if with_head_bias else 0.0
+        return self.score_from_distance(delta, head_bias, self.entities.tail_biases(t))
 
     def score_candidates(self, h: tf.Tensor, r: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
         """Scores of per-query candidate tails ``[B, K]`` → ``[B, K]``."""
@@ -195,6 +198,41 @@ class KGEModel(keras.Model):
         itemsize = tf.as_dtype(self.entities.embeddings.dtype).size
         per_entity = max(1, batch_size) * itemsize * self._score_temporaries
         return min(self.num_entities, max(1024, self.score_memory_budget // per_entity))
+
+    def all_entity_inputs(self, h: tf.Tensor, r: tf.Tensor) -> AllEntityInputs:
+        """Query points, entity table, the geometry's statistics and biases, for the all-entity kernel."""
+        h, r = tf.cast(h, tf.int32), tf.cast(r, tf.int32)
+        query = self.query(h, r)
+        x = query.point
+        vectors = tf.convert_to_tensor(self.entities.embeddings)
+        x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)
+        if self.geometry == "poincare":
+            row_stats, col_stats = [x2, query.curvature], [poincare.safe_norm(vectors)[:, 0]]
+        else:
+            row_stats, col_stats = [x2], [tf.reduce_sum(vectors * vectors, axis=-1)]
+        return AllEntityInputs(self.geometry, x, row_stats, vectors, col_stats, self.entities.tail_biases(),
+                               self.entities.head_biases(h))
+
+    def reduce_all_entities(
+        self,
+        h: tf.Tensor,
+        r: tf.Tensor,
+        *,
+        temperature: float = 1.0,
+        reduction: str = "logsumexp",
+        excluded: tuple[tf.Tensor, tf.Tensor] | None = None,
+        with_head_bias: bool = False,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> tf.Tensor:
+        """Fused reduction of every query's logits ℓ(q, e) = (s(q, e) − b_h)/τ over all N entities.
+
+        ``logsumexp``: log Σ_{e ∉ excluded} exp ℓ, ``[B]``; ``softplus``: (Σ_e softplus ℓ, Σ_e ℓ), ``[2, B]``
+        (with ``with_head_bias`` the logits keep b_h). Differentiable with a hand-written gradient; no
+        ``[B, N]`` tensor is formed (:mod:`hale_tf.models.all_entity`). ``excluded`` = (rows, ids).
+        """
+        spec = AllEntityKernel(self.geometry, self.activation, 1.0 / float(temperature), reduction, int(chunk))
+        return all_entity_reduce(spec, self.all_entity_inputs(h, r), excluded=excluded,
+                                 with_head_bias=with_head_bias)
 
     def score_all(self, h: tf.Tensor, r: tf.Tensor, entity_chunk_size: int | None = None) -> tf.Tensor:
         """Scores of every query against all N entities, ``[B, N]``, chunked over entities.

@@ -50,7 +50,9 @@ class TrainingConfig:
     every ``validate_every_s`` training seconds, and once at the end (``validate_at_end``).
 
     Checkpoints (needs a checkpoint_dir): every ``checkpoint_every_steps`` steps and/or
-    ``checkpoint_every_s`` training seconds, and at the end; ``keep_checkpoints`` are kept.
+    ``checkpoint_every_s`` training seconds (with a time budget at least every 10 % of it), on SIGINT or
+    SIGTERM, and at the end; ``keep_checkpoints`` are kept. Resuming skips an unreadable newest checkpoint
+    for the newest readable one.
 
     Logging: TensorBoard scalars every ``log_every_steps`` steps (needs a log_dir); ``verbose`` 1 shows a
     progress bar, 0 is silent.

@@ -21,6 +21,10 @@ How a run works:
   are timed separately. Validation MRR (``hale_tf.evaluation.evaluate``, filtered, both directions, or
   any ``validation_fn``) drives early stopping; the best weights are kept in shadow variables (part of
   the checkpoint) and restored at the end.
+- Checkpoints (``checkpoint_dir``): periodic (``checkpoint_every_s``, but at least every 10 % of a time
+  budget, so a run killed early still resumes near where it was), on SIGINT/SIGTERM (the loop stops at the
+  next step boundary, checkpoints and returns ``stop_reason="interrupted"``) and at the end. Resuming takes
+  the newest checkpoint that reads back whole: a truncated one (a full disk) is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -415,10 +421,10 @@ def fit(
         ckpt_path = Path(checkpoint_dir)
         ckpt_path.mkdir(parents=True, exist_ok=True)
         manager = tf.train.CheckpointManager(checkpoint, str(ckpt_path), max_to_keep=config.keep_checkpoints)
-        if resume and manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            state = _RunState.from_json(state_text.numpy().decode())
-            log.info("resumed %s at step %d", manager.latest_checkpoint, state.step)
+        if resume:
+            restored_state = _restore_newest_readable(checkpoint, manager, ckpt_path, state_text,
+                                                      [*train_model.weights, *opt.variables])
+            state = restored_state or state
         _write_run_config(ckpt_path, config, loss, train_model)
     writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
     step_offset, seconds_offset = int(summary_offset[0]), float(summary_offset[1])
@@ -427,8 +433,10 @@ def fit(
             tf.summary.text("config", _run_config_text(config, loss, train_model), step=step_offset)
     if config.validate_every_s and state.next_validation_s is None:
         state.next_validation_s = config.validate_every_s
-    if config.checkpoint_every_s and state.next_checkpoint_s is None:
-        state.next_checkpoint_s = config.checkpoint_every_s
+    checkpoint_every_s = _checkpoint_period(config) if manager is not None else config.checkpoint_every_s
+    if checkpoint_every_s:
+        due = state.train_seconds + checkpoint_every_s
+        state.next_checkpoint_s = due if state.next_checkpoint_s is None else min(state.next_checkpoint_s, due)
 
     # Under a time budget the bar counts training seconds (its target is the budget); otherwise steps.
     by_seconds = config.time_budget_s is not None
@@ -490,9 +498,14 @@ def fit(
         state.other_seconds += time.perf_counter() - t0
 
     last_validated = state.validations[-1]["step"] if state.validations else None
+    stop_signal: list[int] = []  # SIGINT/SIGTERM received: stop at the next step boundary (exact resume)
+    restore_handlers = _stop_on_signals(stop_signal)
     try:
         while True:
             stop_reason = _stop_reason(state, config, max_steps)
+            if stop_signal:
+                stop_reason = "interrupted"
+                message = f"interrupted by signal {stop_signal[0]} at step {state.step}; checkpointed to resume"
             if stop_reason:
                 break
             epoch, position = divmod(state.step, batches_per_epoch)
@@ -541,17 +554,21 @@ def fit(
                     stop_reason = "early_stopping"
                     break
             if _checkpoint_due(state, config):
-                if config.checkpoint_every_s:
+                if checkpoint_every_s:
                     while state.next_checkpoint_s <= state.train_seconds:
-                        state.next_checkpoint_s += config.checkpoint_every_s
+                        state.next_checkpoint_s += checkpoint_every_s
                 save_checkpoint()
     except KeyboardInterrupt:
         stop_reason, message = "interrupted", "interrupted by the user (KeyboardInterrupt)"
+    finally:
+        restore_handlers()
 
-    if validating and config.validate_at_end and last_validated != state.step and stop_reason != "non_finite":
+    if (validating and config.validate_at_end and last_validated != state.step
+            and stop_reason not in ("non_finite", "interrupted")):
         do_validation()
     # Checkpoint the *last* weights (the best ones are in the shadow copies), so that resuming with a
-    # larger budget continues the same run rather than restarting from the best point.
+    # larger budget continues the same run rather than restarting from the best point. An interrupted run
+    # checkpoints at once and skips the final validation: it is about to exit and will resume.
     save_checkpoint()
     restored = False
     if config.restore_best and state.best_step is not None and state.best_step != state.step:
@@ -579,6 +596,82 @@ def fit(
 
 
 # ------------------------------------------------------------------------------------ fit helpers
+#: A time-budgeted run checkpoints at least this often (share of its budget), whatever
+#: ``checkpoint_every_s`` says, so a run killed early resumes close to where it was.
+CHECKPOINT_BUDGET_SHARE = 0.1
+
+
+def _checkpoint_period(config: TrainingConfig) -> float | None:
+    """Training seconds between time-based checkpoints: ``checkpoint_every_s`` or
+    :data:`CHECKPOINT_BUDGET_SHARE` of ``time_budget_s``, whichever is smaller (None: no time-based ones)."""
+    periods = [p for p in (config.checkpoint_every_s,
+                           CHECKPOINT_BUDGET_SHARE * config.time_budget_s if config.time_budget_s else None) if p]
+    return min(periods) if periods else None
+
+
+def _stop_on_signals(received: list[int]) -> Callable[[], None]:
+    """Until the returned function is called, SIGINT and SIGTERM append their number to ``received``
+    (the loop then checkpoints and stops at the next step boundary) instead of killing the process; a second
+    signal raises ``KeyboardInterrupt`` at once. Only in the main thread (elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handle(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        log.warning("received signal %d: checkpointing and stopping after the current steps", signum)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def _checkpoint_candidates(manager: tf.train.CheckpointManager, directory: Path) -> list[str]:
+    """Checkpoint prefixes to try, newest first: the manager's list, then any other ``ckpt-N`` on disk."""
+    listed = list(reversed(manager.checkpoints))
+    on_disk = sorted(directory.glob("ckpt-*.index"), key=lambda p: int(p.stem.split("-")[1])
+                     if p.stem.split("-")[1].isdigit() else -1, reverse=True)
+    extra = [str(p.with_suffix("")) for p in on_disk if str(p.with_suffix("")) not in listed]
+    return listed + extra
+
+
+def _restore_newest_readable(
+    checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager, directory: Path,
+    state_text: tf.Variable, variables: list[Any],
+) -> _RunState | None:
+    """Restore the newest checkpoint that reads back whole and return its run state (None: none did).
+
+    A truncated or corrupt newest checkpoint (a full disk, a kill during the write) is skipped with a
+    warning in favour of the next older one; when none is readable the variables keep their initial values.
+    """
+    candidates = _checkpoint_candidates(manager, directory)
+    if not candidates:
+        return None
+    initial = [v.numpy() for v in variables]
+    for path in candidates:
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+            state = _RunState.from_json(state_text.numpy().decode())
+        except Exception as err:  # noqa: BLE001 (tf.errors.*, IndexError "Read less bytes", ValueError …)
+            log.warning("checkpoint %s is unreadable (%s: %s); trying an older one", path, type(err).__name__,
+                        str(err).splitlines()[0] if str(err) else "")
+            continue
+        if path != candidates[0]:
+            log.warning("resuming from %s: the newer checkpoint(s) could not be read", path)
+        log.info("resumed %s at step %d", path, state.step)
+        return state
+    log.warning("no readable checkpoint in %s; training from the start", directory)
+    for v, value in zip(variables, initial, strict=True):
+        v.assign(value)
+    state_text.assign("")
+    return None
+
+
 def _check_ids(queries: TrainQueries, model: Any) -> None:
     if queries.num_queries == 0:
         raise ValueError("no training queries")

@@ -57,14 +57,17 @@ def test_equals_softmax_cross_entropy_with_one_answer_and_all_negatives() -> Non
     batch = losses.QueryBatch.from_triples(triples)
     logits = model.score_all(triples[:, 0], triples[:, 1])
     expected = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=triples[:, 2], logits=logits)
-    for filtered in (False, True):  # with one answer, filtering removes nothing
-        out = losses.HaLELoss("all", temperature=1.0, filtered=filtered)(model, batch)
-        np.testing.assert_allclose(out.per_example.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(
-            (out.terms["alignment"] + out.terms["uniformity"]).numpy(), expected.numpy(), rtol=1e-5, atol=1e-5
-        )
-    softmax = losses.get("softmax")(model, batch)
-    np.testing.assert_allclose(softmax.per_example.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5)
+    # The fused kernel (default) computes δ in the arcosh form, score_all in the Möbius form: equal in
+    # exact arithmetic, 1e-4 apart in float32 at these (large) distances. The reference path
+    # (fused=False) is the same computation as score_all; float64 equality: tests/models/test_all_entity.py.
+    for fused, tol in ((False, 1e-5), (True, 2e-4)):
+        for filtered in (False, True):  # with one answer, filtering removes nothing
+            out = losses.HaLELoss("all", temperature=1.0, filtered=filtered, fused=fused)(model, batch)
+            np.testing.assert_allclose(out.per_example.numpy(), expected.numpy(), rtol=tol, atol=tol)
+            np.testing.assert_allclose((out.terms["alignment"] + out.terms["uniformity"]).numpy(),
+                                       expected.numpy(), rtol=tol, atol=tol)
+        softmax = losses.get("softmax", fused=fused)(model, batch)
+        np.testing.assert_allclose(softmax.per_example.numpy(), expected.numpy(), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("filtered", [False, True])
@@ -161,13 +164,14 @@ def test_gradients_reach_every_trainable_parameter(name: str) -> None:
         assert model.trainable_variables
         for var, grad in zip(model.trainable_variables, grads, strict=True):
             where = f"{loss.name}: {var.path}"
+            if isinstance(loss, losses.HaLELoss) and var.path.endswith("head_bias"):
+                # No gradient at all (fused all-entity path) or an exact 0 (b_h subtracted from the logits).
+                assert grad is None or np.all(tf.convert_to_tensor(grad).numpy() == 0.0), where
+                continue
             assert grad is not None, f"no gradient for {where}"
             g = tf.convert_to_tensor(grad).numpy()
             assert np.all(np.isfinite(g)), where
-            if isinstance(loss, losses.HaLELoss) and var.path.endswith("head_bias"):
-                assert np.all(g == 0.0), where
-            else:
-                assert np.any(g != 0), f"zero gradient for {where}"
+            assert np.any(g != 0), f"zero gradient for {where}"
     if hasattr(model, "curvature"):
         assert any("curvature" in v.path for v in model.trainable_variables)
 

@@ -1,0 +1,132 @@
+"""All-entity training speed: ms per step and training queries/s through ``training.fit``, beside the floor.
+
+For each model and loss that contrasts a query with *every* entity (HaLE ``negatives="all"``, filtered;
+1-vs-all softmax), at each batch size, ``training.fit`` runs ``--steps`` steps on the dataset's real
+training queries with Adam; the rate is taken from the trainer's own per-step training clock over the
+second half of the steps (tracing and XLA compilation excluded). Each configuration runs with the fused
+all-entity kernel (``fused=True``, the default: ``hale_tf.models.all_entity``) and, unless ``--no-reference``,
+with the reference path (``fused=False``: the ``[B, N]`` score matrix from ``score_all`` and autodiff).
+
+The floor, measured in the same run: one ``[B, d] × [d, N]`` matmul forward and the two of its gradient
+(``G·E`` and ``Gᵀ·Q`` with a materialised ``[B, N]`` G), nothing else — what any all-entity step must at
+least do.
+
+    python bench/all_entity_step.py                                   # WN18RR, rotH + rotE, B = 100/500
+    python bench/all_entity_step.py --models rotH --batch-sizes 500 --steps 60 --no-reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import RESULTS_DIR, environment, median, print_table, write_json  # noqa: E402
+
+LOSSES = {
+    "hale-all": {"name": "hale", "negatives": "all"},  # filtered, τ = 2 (HaLELoss defaults)
+    "softmax": {"name": "softmax"},  # 1-vs-all cross-entropy, batches of triples (KGEmb)
+}
+
+
+def matmul_floor(num_entities: int, batch: int, dim: int, repeats: int) -> float:
+    """Median ms of one forward matmul and the two gradient matmuls for a ``[B, N]`` score block."""
+    import tensorflow as tf
+
+    rng = tf.random.Generator.from_seed(0)
+    queries = tf.Variable(rng.normal([batch, dim]))
+    entities = tf.Variable(rng.normal([num_entities, dim]))
+
+    @tf.function
+    def step() -> tf.Tensor:
+        scores = tf.matmul(queries, entities, transpose_b=True)  # [B, N]
+        d_queries = tf.matmul(scores, entities)  # G·E
+        d_entities = tf.matmul(scores, queries, transpose_a=True)  # Gᵀ·Q
+        return tf.reduce_sum(d_queries[:1]) + tf.reduce_sum(d_entities[:1])
+
+    step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step().numpy()
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * median(times)
+
+
+def train_rate(model_name: str, loss_config: dict[str, Any], splits: Any, queries: Any, batch: int,
+               steps: int, fused: bool) -> dict[str, Any]:
+    """Steady-state ms/step and examples/s of ``training.fit`` (second half of ``steps``)."""
+    import tensorflow as tf
+
+    from hale_tf import losses, models, training
+
+    tf.keras.utils.set_random_seed(0)
+    model = models.get(model_name, num_entities=splits.num_entities, num_relations=2 * splits.num_relations,
+                       dim=32)
+    loss = losses.get({**loss_config, "fused": fused})
+    t0 = time.perf_counter()
+    result = training.fit(model, loss, queries, batch_size=batch, max_steps=steps, steps_per_call=5,
+                          learning_rate=1e-2, optimizer="adam", verbose=0, strategy=tf.distribute.get_strategy())
+    wall = time.perf_counter() - t0
+    seconds = result.history["seconds"]
+    half = len(seconds) // 2
+    ms = 1000.0 * (seconds[-1] - seconds[half - 1]) / (len(seconds) - half)
+    return {"ms_per_step": ms, "examples_per_s": 1000.0 * batch / ms, "fit_wall_s": wall,
+            "loss_first": result.history["loss"][0], "loss_last": result.history["loss"][-1]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="wn18rr")
+    parser.add_argument("--models", default="rotH,rotE")
+    parser.add_argument("--losses", default="hale-all,softmax", help=f"any of {', '.join(LOSSES)}")
+    parser.add_argument("--batch-sizes", default="100,500")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per configuration")
+    parser.add_argument("--reference-steps", type=int, default=20, help="steps of the (slow) reference path")
+    parser.add_argument("--no-reference", action="store_true", help="skip the score_all + autodiff path")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "all_entity_step.json"))
+    args = parser.parse_args(argv)
+
+    from hale_tf import data
+    from hale_tf.training import TrainQueries
+
+    splits = data.load_id_splits(args.dataset)
+    n, r = splits.num_entities, splits.num_relations
+    queries = TrainQueries.from_triples(splits.triples["train"], num_relations=r, num_entities=n)
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    model_names = [m.strip() for m in args.models.split(",") if m.strip()]
+    loss_names = [x.strip() for x in args.losses.split(",") if x.strip()]
+    print(f"{args.dataset}: {n} entities, {queries.num_queries} training queries, d = 32; "
+          f"{args.steps} steps per configuration", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    for batch in batches:
+        floor = matmul_floor(n, batch, 32, repeats=15)
+        rows.append({"model": "-", "loss": "matmul floor", "path": "3 matmuls", "batch": batch,
+                     "ms_per_step": floor, "examples_per_s": 1000.0 * batch / floor, "x_floor": 1.0})
+        print(f"B = {batch}: matmul floor {floor:.1f} ms", flush=True)
+        for model_name in model_names:
+            for loss_name in loss_names:
+                for fused in ([True] if args.no_reference else [True, False]):
+                    steps = args.steps if fused else args.reference_steps
+                    row = train_rate(model_name, LOSSES[loss_name], splits, queries, batch, steps, fused)
+                    row.update(model=model_name, loss=loss_name, path="fused" if fused else "reference",
+                               batch=batch, x_floor=row["ms_per_step"] / floor)
+                    rows.append(row)
+                    print(f"  {model_name} {loss_name} {row['path']}: {row['ms_per_step']:.1f} ms/step, "
+                          f"{row['examples_per_s']:.0f} /s", flush=True)
+    print()
+    print_table(rows, ["model", "loss", "path", "batch", "ms_per_step", "examples_per_s", "x_floor"])
+    payload = {"dataset": args.dataset, "steps": args.steps, "rows": rows, "environment": environment(),
+               "note": "examples are queries for hale-all and triples for softmax (its KGEmb batch unit)"}
+    write_json(args.out, payload)
+    print(f"wrote {args.out}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
