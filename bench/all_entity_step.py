@@ -7,6 +7,9 @@ second half of the steps (tracing and XLA compilation excluded). Each configurat
 all-entity kernel (``fused=True``, the default: ``hale_tf.models.all_entity``) and, unless ``--no-reference``,
 with the reference path (``fused=False``: the ``[B, N]`` score matrix from ``score_all`` and autodiff).
 
+Also printed: the float32 error of the ball distance in the kernel's arcosh form and in ``score_all``'s
+Möbius form against a float64 pairwise reference, from the origin out to the ball's clamp.
+
 The floor, measured in the same run: one ``[B, d] × [d, N]`` matmul forward and the two of its gradient
 (``G·E`` and ``Gᵀ·Q`` with a materialised ``[B, N]`` G), nothing else — what any all-entity step must at
 least do.
@@ -57,6 +60,38 @@ def matmul_floor(num_entities: int, batch: int, dim: int, repeats: int) -> float
     return 1000.0 * median(times)
 
 
+def distance_accuracy(scales: tuple[float, ...] = (0.3, 1.0, 3.0, 6.0)) -> list[dict[str, Any]]:
+    """float32 error of the ball distance δ, arcosh form (the kernel) vs Möbius form (``score_all``),
+    against a float64 pairwise reference; points from the origin out to the clamp as ``scale`` grows."""
+    import numpy as np
+    import tensorflow as tf
+
+    from hale_tf.geometry import poincare
+
+    rng = np.random.default_rng(1)
+    rows = []
+    for scale in scales:
+        c = rng.uniform(0.3, 2.0, (50, 1))
+        v = rng.normal(size=(400, 8)) * scale / np.sqrt(8)
+        x = poincare.project(poincare.expmap0(tf.constant(rng.normal(size=(50, 8)) * scale / np.sqrt(8)), c),
+                             tf.constant(c)).numpy()
+        eps = poincare.ball_eps(tf.float32)
+        # float64 reference, pair by pair: y = project(exp0_c(v)), δ = (2/√c · artanh(√c‖(−x) ⊕ y‖))².
+        y = poincare.expmap0(tf.constant(v)[tf.newaxis], tf.constant(c)[:, :, tf.newaxis])
+        y = y * tf.minimum(1.0, (1.0 - eps) / (tf.sqrt(tf.constant(c)[:, :, tf.newaxis]) * poincare.safe_norm(y)))
+        diff = poincare.safe_norm(poincare.mobius_add(-tf.constant(x)[:, tf.newaxis], y, c[:, :, np.newaxis]))[..., 0]
+        want = (2.0 / np.sqrt(c) * np.arctanh(np.sqrt(c) * diff.numpy())) ** 2
+        x32, v32, c32 = (tf.constant(t, tf.float32) for t in (x, v, c))
+        moebius = poincare.squared_distance_to_all(x32, v32, c32).numpy()
+        arcosh = poincare.squared_distance_from_dot(
+            tf.matmul(x32, v32, transpose_b=True), tf.reduce_sum(x32 * x32, -1, keepdims=True), c32,
+            poincare.safe_norm(v32)[:, 0][tf.newaxis, :]).numpy()
+        rows.append({"scale": scale, "max_delta": float(want.max()),
+                     "moebius_max_abs_err": float(np.abs(moebius - want).max()),
+                     "arcosh_max_abs_err": float(np.abs(arcosh - want).max())})
+    return rows
+
+
 def train_rate(model_name: str, loss_config: dict[str, Any], splits: Any, queries: Any, batch: int,
                steps: int, fused: bool) -> dict[str, Any]:
     """Steady-state ms/step and examples/s of ``training.fit`` (second half of ``steps``)."""
@@ -103,6 +138,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"{args.dataset}: {n} entities, {queries.num_queries} training queries, d = 32; "
           f"{args.steps} steps per configuration", flush=True)
 
+    accuracy = distance_accuracy()
+    print("float32 δ against float64 (max abs error):")
+    print_table(accuracy, ["scale", "max_delta", "moebius_max_abs_err", "arcosh_max_abs_err"])
     rows: list[dict[str, Any]] = []
     for batch in batches:
         floor = matmul_floor(n, batch, 32, repeats=15)
@@ -121,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           f"{row['examples_per_s']:.0f} /s", flush=True)
     print()
     print_table(rows, ["model", "loss", "path", "batch", "ms_per_step", "examples_per_s", "x_floor"])
-    payload = {"dataset": args.dataset, "steps": args.steps, "rows": rows, "environment": environment(),
+    payload = {"dataset": args.dataset, "steps": args.steps, "rows": rows, "distance_accuracy": accuracy,
+               "environment": environment(),
                "note": "examples are queries for hale-all and triples for softmax (its KGEmb batch unit)"}
     write_json(args.out, payload)
     print(f"wrote {args.out}")

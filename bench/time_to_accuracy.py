@@ -23,6 +23,8 @@ any other TrainingConfig field as ``hale.training.FIELD``, e.g. ``hale.training.
 - ``default``: what ``python -m pipelines.run --dataset=DATASET`` trains (pipelines/configs: loss,
   training and phases; the model is the bench's);
 - ``softmax``: 1-vs-all cross-entropy (KGEmb "full"), Adam 1e-3, batch 500 triples;
+- ``hale-all``: HaLE against every entity (fused all-entity kernel), τ = 1, filtered, Adam 5e-3 with a
+  cosine decay, batch 500 queries (the activation: ``--set hale-all.model.activation=a_non``);
 - ``bce``: 1-vs-all binary cross-entropy over queries.
 """
 
@@ -77,6 +79,12 @@ METHODS: dict[str, dict[str, Any]] = {
     # phases are (method, end as a share of the budget).
     "hale+ns": {"phases": [["hale-plain", 0.2], ["ns", 1.0]]},
     "softmax": {"loss": {"name": "softmax"}, "model": {}, "optimizer": "adam", "lr": 1e-3, "batch_size": 500},
+    # HaLE contrasting each query with every entity (the fused all-entity kernel), filtered; Adam annealed
+    # by a cosine like the pipeline's NS phase.
+    "hale-all": {
+        "loss": {"name": "hale", "negatives": "all", "temperature": 1.0, "filtered": True},
+        "model": {}, "optimizer": "adam", "lr": 5e-3, "batch_size": 500, "training": {"lr_decay": "cosine"},
+    },
     "bce": {
         "loss": {"name": "bce", "batch_unit": "queries"}, "model": {}, "optimizer": "adam", "lr": 1e-3,
         "batch_size": 500,

@@ -851,10 +851,25 @@ def run_transform(
     _write_filter_index(Path(out_dir))
 
 
+def _as_source_error(err: DataFormatError, examples: Artifact, split_paths: dict[str, str]) -> DataFormatError:
+    """Name the user's file, not ExampleGen's canonical copy: the copy keeps every line in its place."""
+    try:
+        sources = json.loads(examples.path("stats.json").read_text(encoding="utf-8"))["source_files"]
+    except (OSError, ValueError, KeyError):
+        return err
+    for split, path in split_paths.items():
+        if os.path.abspath(err.path) == os.path.abspath(path) and sources.get(split):
+            return DataFormatError(sources[split], err.line, err.reason)
+    return err
+
+
 def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, Any]) -> None:
     examples = inputs["examples"]
     split_paths = {split: str(examples.path("splits", f"{split}.tsv")) for split in SPLITS}
-    run_transform(split_paths, output_dir, params)
+    try:
+        run_transform(split_paths, output_dir, params)
+    except DataFormatError as err:
+        raise _as_source_error(err, examples, split_paths) from None
     stats = json.loads((output_dir / "stats.json").read_text(encoding="utf-8"))
     for split in ("valid", "test"):
         rep = stats["unseen"].get(split, {})

@@ -51,9 +51,27 @@ def read_bytes(path: str | os.PathLike) -> bytes:
                     chunks.append(chunk)
         except (OSError, EOFError, zlib.error) as exc:
             # Report where the readable text stopped so the user can see how much of the file is intact.
-            line = sum(c.count(b"\n") for c in chunks) + 1
+            # GzipFile.read raises before returning a partly decoded chunk: decode the prefix again.
+            line = _readable_prefix(p).count(b"\n") + 1
             raise DataFormatError(p, line, f"corrupt or truncated gzip data ({exc})") from None
         return b"".join(chunks)
+
+
+def _readable_prefix(path: Path) -> bytes:
+    """The bytes a damaged gzip file decodes to before the damage (stream by stream, small pieces)."""
+    out: list[bytes] = []
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with open(path, "rb") as fh:
+        while piece := fh.read(1 << 16):
+            try:
+                while piece:
+                    out.append(decoder.decompress(piece))
+                    piece = decoder.unused_data
+                    if decoder.eof:
+                        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            except zlib.error:
+                break
+    return b"".join(out)
 
 
 def parse_triples(

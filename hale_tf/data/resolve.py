@@ -305,7 +305,8 @@ def _member_path(name: str, archive: Path) -> PurePosixPath:
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root)
-    except ValueError:
+    except (ValueError, RuntimeError, OSError):
+        # RuntimeError/OSError: a symlink loop planted by earlier members (Python < 3.13 / >= 3.13).
         return False
     return True
 

@@ -269,6 +269,7 @@ class _ServingModule(tf.Module):
         self, head: tf.Tensor, relation: tf.Tensor, k: tf.Tensor, exclude_known: tf.Tensor
     ) -> dict:
         """Top-k tails of (head, relation, ?) per row."""
+        head, relation = _same_length(head=head, relation=relation)
         h, r = self._entity_ids(head), self._relation_ids(relation)
         return self._topk(h, r, (h >= 0) & (r >= 0), k, exclude_known)
 
@@ -285,6 +286,7 @@ class _ServingModule(tf.Module):
         self, tail: tf.Tensor, relation: tf.Tensor, k: tf.Tensor, exclude_known: tf.Tensor
     ) -> dict:
         """Top-k heads of (?, relation, tail) per row, as tail queries (tail, relation⁻¹, ?)."""
+        tail, relation = _same_length(tail=tail, relation=relation)
         t, r = self._entity_ids(tail), self._relation_ids(relation)
         found = (t >= 0) & (r >= 0)
         return self._topk(t, r + self._num_base_relations, found, k, exclude_known)
@@ -299,6 +301,7 @@ class _ServingModule(tf.Module):
     )
     def score(self, head: tf.Tensor, relation: tf.Tensor, tail: tf.Tensor) -> dict:
         """Score of each triple (head, relation, tail)."""
+        head, relation, tail = _same_length(head=head, relation=relation, tail=tail)
         h, r, t = self._entity_ids(head), self._relation_ids(relation), self._entity_ids(tail)
         found = (h >= 0) & (r >= 0) & (t >= 0)
         values = self._model.obj.score(tf.where(found, h, 0), tf.where(found, r, 0), tf.where(found, t, 0))
@@ -312,6 +315,21 @@ class _ServingModule(tf.Module):
         vectors = self._model.obj.entities(tf.where(found, e, 0))
         nan = tf.constant(np.nan, vectors.dtype)
         return {"embedding": tf.where(found[:, tf.newaxis], vectors, nan), "found": found}
+
+
+def _same_length(**inputs: tf.Tensor) -> list[tf.Tensor]:
+    """The inputs, after checking they have one row each per query (no silent broadcasting of length 1)."""
+    names = list(inputs)
+    first = tf.shape(inputs[names[0]])[0]
+    checks = [
+        tf.debugging.assert_equal(
+            tf.shape(inputs[name])[0], first,
+            message=f"inputs {names[0]!r} and {name!r} must have the same length (one row per query)",
+        )
+        for name in names[1:]
+    ]
+    with tf.control_dependencies(checks):
+        return [tf.identity(inputs[name]) for name in names]
 
 
 class _Untracked:

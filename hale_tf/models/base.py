@@ -18,7 +18,7 @@ import tensorflow as tf
 from hale_tf import activations
 from hale_tf.geometry import euclidean, expmap0, poincare
 from hale_tf.layers import EntityEmbedding, RelationTable
-from hale_tf.models.all_entity import DEFAULT_CHUNK, AllEntityInputs, AllEntityKernel, all_entity_reduce
+from hale_tf.models.all_entity import AllEntityInputs, AllEntityKernel, all_entity_reduce, chunk_for_batch
 
 __all__ = ["KGEModel", "Query"]
 
@@ -222,15 +222,17 @@ class KGEModel(keras.Model):
         reduction: str = "logsumexp",
         excluded: tuple[tf.Tensor, tf.Tensor] | None = None,
         with_head_bias: bool = False,
-        chunk: int = DEFAULT_CHUNK,
+        chunk: int | None = None,
     ) -> tf.Tensor:
         """Fused reduction of every query's logits ℓ(q, e) = (s(q, e) − b_h)/τ over all N entities.
 
         ``logsumexp``: log Σ_{e ∉ excluded} exp ℓ, ``[B]``; ``softplus``: (Σ_e softplus ℓ, Σ_e ℓ), ``[2, B]``
         (with ``with_head_bias`` the logits keep b_h). Differentiable with a hand-written gradient; no
         ``[B, N]`` tensor is formed (:mod:`hale_tf.models.all_entity`). ``excluded`` = (rows, ids).
+        ``chunk``: entities per loop iteration (default: sized to the batch, :func:`chunk_for_batch`).
         """
-        spec = AllEntityKernel(self.geometry, self.activation, 1.0 / float(temperature), reduction, int(chunk))
+        chunk = chunk_for_batch(h.shape[0]) if chunk is None else int(chunk)
+        spec = AllEntityKernel(self.geometry, self.activation, 1.0 / float(temperature), reduction, chunk)
         return all_entity_reduce(spec, self.all_entity_inputs(h, r), excluded=excluded,
                                  with_head_bias=with_head_bias)
 

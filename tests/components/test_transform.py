@@ -206,9 +206,12 @@ def test_error_policy_names_file_and_line(tmp_path: Path, tiny) -> None:
     with pytest.raises(DataFormatError) as info:
         _transform(tmp_path, examples, unseen_policy="error")
     message = str(info.value)
-    assert message.startswith(f"{examples.path('splits', 'valid.tsv')}:2: entity 'x'") or message.startswith(
-        f"{examples.path('splits', 'test.tsv')}:2: relation 'unknown_rel'"
-    )
+    # The user's file (ExampleGen's source), not the canonical copy inside the pipeline root.
+    sources = json.loads(examples.path("stats.json").read_text())["source_files"]
+    assert message.startswith(f"{sources['valid']}:2: entity 'x'") or message.startswith(
+        f"{sources['test']}:2: relation 'unknown_rel'"
+    ), message
+    assert str(examples.uri) not in message
     assert "\n" not in message
     assert not any((tmp_path / "Transform").iterdir())  # nothing published, temp directory removed
 
