@@ -138,7 +138,8 @@ def test_kill_9_during_training_then_the_rerun_resumes_and_finishes(tmp_path: Pa
     summary = json.loads((root / "summary.json").read_text())
     assert summary["training"]["stop_reason"] == "time_budget"
     assert summary["training"]["steps"] > resumed  # the step count continues
-    assert summary["training"]["train_seconds"] == pytest.approx(20, abs=3)  # the budget counts both runs
+    # The budget counts both runs (not 2 × 20 s); the first call's tracing may overshoot it on a busy machine.
+    assert 17.0 <= summary["training"]["train_seconds"] <= 32.0
 
 
 def test_force_trains_anew(tmp_path: Path, shared_datasets: Path) -> None:
@@ -152,7 +153,8 @@ def test_force_trains_anew(tmp_path: Path, shared_datasets: Path) -> None:
     assert _resumed_step(forced.stderr) is None, forced.stderr[-3000:]  # the old final checkpoint is not reused
     assert "discarding the checkpoints" in forced.stderr and "Trainer: cache hit" not in forced.stderr
     training_json = json.loads((root / "summary.json").read_text())["training"]
-    assert training_json["train_seconds"] == pytest.approx(4, abs=1.5)  # a whole budget of training, not 0.4 s
+    # A whole budget of training (not the 0.4 s of "resuming" the old final checkpoint); tracing may overshoot.
+    assert training_json["train_seconds"] >= 3.0 and training_json["steps"] > 0
 
 
 def test_sigterm_during_training_checkpoints_and_publishes_nothing(tmp_path: Path, shared_datasets: Path) -> None:
