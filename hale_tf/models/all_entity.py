@@ -132,14 +132,14 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
 
     def forward(x, v, bias, row_bias, ex_rows, ex_ids, *stats):
         form = _form(spec.geometry, x.dtype)
-        row_bias = row_bias if has_row_bias else None
+        shift = row_bias if has_row_bias else None
         rows, cols = _split(stats, sizes)
         num_chunks = v.shape[0] // spec.chunk
         batch = tf.shape(x)[0]
 
         def body(j, acc0, acc1):
             start, v_chunk, cols_chunk, b = chunk_inputs(v, cols, bias, j)
-            _, _, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, row_bias)
+            _, _, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, shift)
             if spec.reduction == "softplus":
                 return (j + 1, acc0 + tf.reduce_sum(tf.math.softplus(logits), 1),
                         acc1 + tf.reduce_sum(real_columns(logits, start), 1))
@@ -160,16 +160,15 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
         return tf.stack([acc0 + tf.math.log(acc1)])
 
     def backward(upstream, value, x, x_t, v, bias, row_bias, ex_rows, ex_ids, *stats):
-        row_bias_in = row_bias
         form = _form(spec.geometry, x.dtype)
-        row_bias = row_bias if has_row_bias else None
+        shift = row_bias if has_row_bias else None  # row_bias itself shapes the zero gradient below
         rows, cols = _split(stats, sizes)
         num_chunks = v.shape[0] // spec.chunk
         inv_tau = tf.constant(spec.inv_tau, x.dtype)
 
         def body(j, d_x, d_rows, d_v, d_cols, d_bias):
             start, v_chunk, cols_chunk, b = chunk_inputs(v, cols, bias, j)
-            a, delta, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, row_bias)
+            a, delta, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, shift)
             if spec.reduction == "softplus":
                 d_logits = upstream[0][:, tf.newaxis] * tf.sigmoid(logits) + real_columns(
                     tf.broadcast_to(upstream[1][:, tf.newaxis], tf.shape(logits)), start)
@@ -204,7 +203,7 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
         )
         d_v = tf.reshape(tf.transpose(d_v.stack(), [0, 2, 1]), tf.shape(v))
         d_cols = [tf.reshape(acc.stack(), [-1]) for acc in d_cols]
-        d_row_bias = d_rows.pop() if has_row_bias else tf.zeros_like(row_bias_in)
+        d_row_bias = d_rows.pop() if has_row_bias else tf.zeros_like(row_bias)
         d_rows = [g[:, tf.newaxis] for g in d_rows]
         return (d_x, d_v, tf.reshape(d_bias.stack(), [-1]), d_row_bias, *d_rows, *d_cols)
 
