@@ -33,6 +33,10 @@ from bench._common import RESULTS_DIR, environment, median, print_table, write_j
 LOSSES = {
     "hale-all": {"name": "hale", "negatives": "all"},  # filtered, τ = 2 (HaLELoss defaults)
     "softmax": {"name": "softmax"},  # 1-vs-all cross-entropy, batches of triples (KGEmb)
+    # HaLE against a shared uniform sample of entities (the fused kernel over the gathered subset).
+    "hale-sampled-1024": {"name": "hale", "negatives": "sampled", "num_samples": 1024},
+    "hale-sampled-4096": {"name": "hale", "negatives": "sampled", "num_samples": 4096},
+    "hale-in-batch": {"name": "hale", "negatives": "in_batch"},  # no fused path: fused=True/False agree
 }
 
 

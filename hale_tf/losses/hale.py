@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from hale_tf import activations
 from hale_tf.losses.base import (
     MASK_VALUE,
     KGELoss,
@@ -80,9 +81,13 @@ class HaLELoss(KGELoss):
         answer_weight_power: weight each query's loss by |T_q|^power: 0 counts queries equally (HaLE's
             query sampling), 1 counts every training triple equally (as triple-based losses and the
             triple-weighted evaluation do).
-        fused: with ``negatives="all"``, take the log-sum-exp over all entities from the fused kernel
-            (:meth:`KGEModel.reduce_all_entities`: no B × N tensor, hand-written gradient); False scores
-            the full ``[B, N]`` matrix with ``score_all`` and autodiff (the reference).
+        fused: with ``negatives="all"`` (or ``sampled`` without ``add_in_batch``), take the log-sum-exp
+            from the fused kernel (:meth:`KGEModel.reduce_all_entities`: no B × M tensor, hand-written
+            gradient); False scores the ``[B, M]`` matrix with autodiff (the reference).
+        activation, activation_params: a hardness-aware ψ applied to δ in *this loss's logits only*,
+            ℓ = (−ψ(δ) + b_e)/τ, while the model ranks by its own score (METHOD.md §2.1: the
+            activation shapes what the softmax sees). ``identity`` (default) leaves the logits as the
+            model scores them; a non-identity loss ψ needs a model whose own ψ is the identity.
     """
 
     name = "hale"
@@ -104,6 +109,8 @@ class HaLELoss(KGELoss):
         answer_weight_power: float = 0.0,
         n3_weight: float = 0.0,
         fused: bool = True,
+        activation: str = "identity",
+        activation_params: dict[str, float] | None = None,
         batch_unit: str = "queries",
     ) -> None:
         if negatives not in NEGATIVES:
@@ -132,6 +139,11 @@ class HaLELoss(KGELoss):
             raise ValueError(f"n3_weight must be >= 0, got {n3_weight}")
         self.n3_weight = float(n3_weight)
         self.fused = bool(fused)
+        self.activation_name = str(activation)
+        self.activation_params = dict(activation_params or {})
+        psi = activations.get(self.activation_name, **self.activation_params)
+        # None: the logits are the model's own scores (whatever ψ the model has).
+        self._psi = None if psi.name == "identity" else psi
         self._log_weights: tf.Tensor | None = None
 
     def get_config(self) -> dict[str, Any]:
@@ -150,6 +162,8 @@ class HaLELoss(KGELoss):
             "answer_weight_power": self.answer_weight_power,
             "n3_weight": self.n3_weight,
             "fused": self.fused,
+            "activation": self.activation_name,
+            "activation_params": dict(self.activation_params),
         }
 
     def prepare(self, *, num_entities: int, answer_counts: np.ndarray | None = None) -> None:
@@ -187,53 +201,87 @@ class HaLELoss(KGELoss):
         in_batch, columns = self._in_batch(batch.answer_ids)
         return tf.concat([in_batch, samples], axis=0), columns
 
+    # -- logits ------------------------------------------------------------------------------------------
+    def _check_model(self, model: Any) -> None:
+        if self._psi is not None and model.activation.name != "identity":
+            raise ValueError(
+                f"HaLE loss activation {self.activation_name!r} needs a model with the identity activation "
+                f"(the model has {model.activation_name!r}); set one of the two"
+            )
+
+    def _pair_logits(self, model: Any, h: tf.Tensor, r: tf.Tensor, t: tf.Tensor, inv_tau: float) -> tf.Tensor:
+        """(s(q, t) − b_h)/τ for answer pairs ``[K]``, with the loss's ψ when it has one."""
+        if self._psi is None:
+            return model.score(h, r, t, with_head_bias=False) * inv_tau
+        delta = model.squared_distance_pairs(model.query(h, r), model.entities(t))
+        return (model.entities.tail_biases(t) - self._psi(delta)) * inv_tau
+
+    def _shared_logits(self, model: Any, heads: tf.Tensor, relations: tf.Tensor,
+                       candidates: tf.Tensor | None, inv_tau: float) -> tf.Tensor:
+        """(s(q, e) − b_h)/τ against a shared candidate set ``[M]`` (None: all entities), ``[B, M]``."""
+        if self._psi is None:
+            if candidates is None:
+                scores = model.score_all(heads, relations)
+            else:
+                scores = model.score_entities(heads, relations, candidates)
+            # b_h subtracted from the same tensor: its gradient is exactly zero (see compute).
+            return (scores - model.entities.head_biases(heads)[:, tf.newaxis]) * inv_tau
+        query = model.query(tf.cast(heads, tf.int32), tf.cast(relations, tf.int32))
+        if candidates is None:
+            vectors, bias = model.entities.embeddings, model.entities.tail_biases()
+        else:
+            vectors, bias = model.entities(candidates), model.entities.tail_biases(candidates)
+        delta = model.squared_distance_to_entities(query, tf.convert_to_tensor(vectors))
+        return (bias[tf.newaxis, :] - self._psi(delta)) * inv_tau
+
     # -- the loss ----------------------------------------------------------------------------------------
     def compute(self, model: Any, batch: QueryBatch, seed: tf.Tensor) -> LossOutput:
+        self._check_model(model)
         heads, relations, rows, ids = batch
         num_queries = tf.shape(heads)[0]
         inv_tau = 1.0 / self.temperature
         # The head bias b_h is one constant per query: it changes no ranking and cancels between the two
         # terms when λ_a = λ_u, yet its float-rounding residue would be amplified into a random walk by
-        # Adam (and with λ_a ≠ λ_u it would make the loss unbounded). Subtracting it from the same tensor
-        # makes its gradient exactly zero.
-        head_bias = model.entities.head_biases(heads)[:, tf.newaxis]
+        # Adam (and with λ_a ≠ λ_u it would make the loss unbounded). It is left out of every logit, so its
+        # gradient is exactly zero.
+        pair_heads, pair_relations = tf.gather(heads, rows), tf.gather(relations, rows)
         answers_in_candidates = True
-        if self.negatives == "all" and self.fused:
-            # Positives on the K answer pairs; the log-sum-exp over all N entities from the fused kernel
-            # (filtered: the query's own answers excluded), so no [B, N] tensor exists.
-            positive = model.score(tf.gather(heads, rows), tf.gather(relations, rows), ids,
-                                   with_head_bias=False) * inv_tau
+        fused = self.fused and (self.negatives == "all" or (self.negatives == "sampled" and not self.add_in_batch))
+        if fused:
+            # Positives on the K answer pairs; the log-sum-exp over all N entities (or the M shared samples)
+            # from the fused kernel (filtered: the query's own answers excluded), so no [B, M] tensor exists.
+            positive = self._pair_logits(model, pair_heads, pair_relations, ids, inv_tau)
+            candidates = None
             excluded = (rows, ids) if self.filtered else None
-            lse = model.reduce_all_entities(heads, relations, temperature=self.temperature, excluded=excluded)
+            if self.negatives == "sampled":
+                candidates, _ = self._candidates(batch, seed, model.num_entities)
+                answers_in_candidates = False
+                excluded = _answer_cells(rows, ids, candidates) if self.filtered else None
+                excluded = None if excluded is None else (excluded[:, 0], excluded[:, 1])
+            lse = model.reduce_all_entities(heads, relations, temperature=self.temperature, excluded=excluded,
+                                            entity_ids=candidates, activation=self._psi)
             if self.filtered:
                 negative_lse = lse
-        elif self.negatives == "all":
-            logits = (model.score_all(heads, relations) - head_bias) * inv_tau  # [B, N]
-            answer_cells = tf.stack([rows, ids], axis=1)
-            positive = tf.gather_nd(logits, answer_cells)  # [K]
-            if self.filtered:
-                # Overwrite the query's answers in its row; the rest of the row are the true negatives.
-                negative_logits = tf.tensor_scatter_nd_update(
-                    logits, answer_cells, tf.fill(tf.shape(ids), tf.cast(MASK_VALUE, logits.dtype))
-                )
         else:
-            candidates, columns = self._candidates(batch, seed, model.num_entities)
-            logits = (model.score_entities(heads, relations, candidates) - head_bias) * inv_tau  # [B, M]
+            candidates, columns = (None, None) if self.negatives == "all" else self._candidates(
+                batch, seed, model.num_entities)
+            logits = self._shared_logits(model, heads, relations, candidates, inv_tau)  # [B, M]
+            if self.negatives == "all":
+                columns = ids
             if columns is not None:
                 positive = tf.gather_nd(logits, tf.stack([rows, columns], axis=1))
             else:
                 answers_in_candidates = False
-                h = tf.gather(heads, rows)
-                positive = (model.score(h, tf.gather(relations, rows), ids) - tf.gather(head_bias[:, 0], rows))
-                positive = positive * inv_tau
+                positive = self._pair_logits(model, pair_heads, pair_relations, ids, inv_tau)
             if self.filtered:
-                cells = _answer_cells(rows, ids, candidates)
+                cells = (tf.stack([rows, ids], axis=1) if candidates is None
+                         else _answer_cells(rows, ids, candidates))
+                # Overwrite the query's answers in its row; the rest of the row are the true negatives.
                 negative_logits = tf.tensor_scatter_nd_update(
                     logits, cells, tf.fill(tf.shape(cells)[:1], tf.cast(MASK_VALUE, logits.dtype))
                 )
 
         alignment = segment_mean(-positive, rows, num_queries)
-        fused = self.negatives == "all" and self.fused
         if self.filtered:
             if not fused:
                 negative_lse = tf.reduce_logsumexp(negative_logits, axis=1)  # [B]

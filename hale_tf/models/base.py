@@ -199,18 +199,28 @@ class KGEModel(keras.Model):
         per_entity = max(1, batch_size) * itemsize * self._score_temporaries
         return min(self.num_entities, max(1024, self.score_memory_budget // per_entity))
 
-    def all_entity_inputs(self, h: tf.Tensor, r: tf.Tensor) -> AllEntityInputs:
-        """Query points, entity table, the geometry's statistics and biases, for the all-entity kernel."""
+    def all_entity_inputs(self, h: tf.Tensor, r: tf.Tensor, entity_ids: tf.Tensor | None = None) -> AllEntityInputs:
+        """Query points, entity table, the geometry's statistics and biases, for the all-entity kernel.
+
+        ``entity_ids`` ``[M]`` (static M) restricts the table to a shared subset (sampled negatives); the
+        gradient then reaches the table through the gather.
+        """
         h, r = tf.cast(h, tf.int32), tf.cast(r, tf.int32)
         query = self.query(h, r)
         x = query.point
-        vectors = tf.convert_to_tensor(self.entities.embeddings)
+        if entity_ids is None:
+            vectors = tf.convert_to_tensor(self.entities.embeddings)
+            tail_bias = self.entities.tail_biases()
+        else:
+            entity_ids = tf.cast(entity_ids, tf.int32)
+            vectors = self.entities(entity_ids)
+            tail_bias = self.entities.tail_biases(entity_ids)
         x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)
         if self.geometry == "poincare":
             row_stats, col_stats = [x2, query.curvature], [poincare.safe_norm(vectors)[:, 0]]
         else:
             row_stats, col_stats = [x2], [tf.reduce_sum(vectors * vectors, axis=-1)]
-        return AllEntityInputs(self.geometry, x, row_stats, vectors, col_stats, self.entities.tail_biases(),
+        return AllEntityInputs(self.geometry, x, row_stats, vectors, col_stats, tail_bias,
                                self.entities.head_biases(h))
 
     def reduce_all_entities(
@@ -223,17 +233,25 @@ class KGEModel(keras.Model):
         excluded: tuple[tf.Tensor, tf.Tensor] | None = None,
         with_head_bias: bool = False,
         chunk: int | None = None,
+        entity_ids: tf.Tensor | None = None,
+        activation: Any = None,
     ) -> tf.Tensor:
         """Fused reduction of every query's logits ℓ(q, e) = (s(q, e) − b_h)/τ over all N entities.
 
         ``logsumexp``: log Σ_{e ∉ excluded} exp ℓ, ``[B]``; ``softplus``: (Σ_e softplus ℓ, Σ_e ℓ), ``[2, B]``
         (with ``with_head_bias`` the logits keep b_h). Differentiable with a hand-written gradient; no
-        ``[B, N]`` tensor is formed (:mod:`hale_tf.models.all_entity`). ``excluded`` = (rows, ids).
+        ``[B, N]`` tensor is formed (:mod:`hale_tf.models.all_entity`). ``excluded`` = (rows, columns).
         ``chunk``: entities per loop iteration (default: sized to the batch, :func:`chunk_for_batch`).
+        ``entity_ids``: reduce over this shared subset ``[M]`` (static M) instead of all entities; the
+        excluded columns then index the subset. ``activation``: ψ for these logits instead of the model's.
         """
         chunk = chunk_for_batch(h.shape[0]) if chunk is None else int(chunk)
-        spec = AllEntityKernel(self.geometry, self.activation, 1.0 / float(temperature), reduction, chunk)
-        return all_entity_reduce(spec, self.all_entity_inputs(h, r), excluded=excluded,
+        if entity_ids is not None and entity_ids.shape[0] is not None:
+            # No point in a chunk wider than the (padded) subset.
+            chunk = min(chunk, max(8, 1 << (int(entity_ids.shape[0]) - 1).bit_length()))
+        psi = self.activation if activation is None else activation
+        spec = AllEntityKernel(self.geometry, psi, 1.0 / float(temperature), reduction, chunk)
+        return all_entity_reduce(spec, self.all_entity_inputs(h, r, entity_ids), excluded=excluded,
                                  with_head_bias=with_head_bias)
 
     def score_all(self, h: tf.Tensor, r: tf.Tensor, entity_chunk_size: int | None = None) -> tf.Tensor:

@@ -26,13 +26,17 @@ def _perturb_biases(model: models.KGEModel) -> None:
 QUERIES = [(0, 0, [1, 2, 3]), (4, 1, [5]), (6, 5, [7, 1, 8, 9]), (10, 2, [2])]
 
 
-def _reference(model, queries, cands_for, *, tau, wa, wu, filtered, add_answers):
-    """Brute-force HaLE from the formulas, in float64 NumPy, from score_all."""
+def _reference(model, queries, cands_for, *, tau, wa, wu, filtered, add_answers, psi=None):
+    """Brute-force HaLE from the formulas, in float64 NumPy, from score_all (``psi``: the loss's ψ on δ)."""
     heads = np.array([q[0] for q in queries])
     rels = np.array([q[1] for q in queries])
     scores = model.score_all(tf.constant(heads), tf.constant(rels)).numpy().astype(np.float64)
     # HaLE leaves out the head bias (a per-query constant that no ranking depends on).
-    scores = (scores - model.entities.head_bias.numpy()[heads, None]) / tau
+    scores = scores - model.entities.head_bias.numpy()[heads, None]
+    if psi is not None:  # the model's ψ is the identity: δ = b_t − (s − b_h)
+        tail_bias = model.entities.tail_bias.numpy().astype(np.float64)[None, :]
+        scores = tail_bias - psi(tail_bias - scores)
+    scores = scores / tau
     per_query, align, unif = [], [], []
     for b, (_, _, answers) in enumerate(queries):
         cands = list(cands_for(b))
@@ -96,6 +100,55 @@ def test_matches_bruteforce_reference(negatives: str, filtered: bool) -> None:
     np.testing.assert_allclose(out.terms["uniformity"].numpy(), unif, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out.per_example.numpy(), per_query, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out.loss.numpy(), per_query.mean(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("negatives", ["all", "sampled"])
+@pytest.mark.parametrize("name", ["a_non", "a_lin"])
+def test_loss_activation_shapes_the_logits_only(negatives: str, name: str) -> None:
+    """ψ of the loss acts on δ inside the logits (fused and reference paths), not on the model's scores."""
+    model = _model()
+    _perturb_biases(model)
+    batch = losses.QueryBatch.from_lists(QUERIES)
+    seed = tf.constant([5, 9])
+    params = {"beta": 0.5, "gamma": 3.0}  # δ here spans ≈ 0…20: both sides of the bound are visited
+    samples = tf.random.stateless_uniform([7], tf.cast(seed, tf.int32), 0, N, tf.int32).numpy().tolist()
+    cands, add = (lambda b: range(N), False) if negatives == "all" else (lambda b: samples, True)
+    kw = dict(temperature=0.5, filtered=True, activation=name, activation_params=params,
+              num_samples=7 if negatives == "sampled" else 0)
+    psi = {"a_non": lambda d: 3.0 * np.tanh(0.5 * d / 3.0), "a_lin": lambda d: np.minimum(0.5 * d, 3.0)}[name]
+    per_query, _, _ = _reference(model, QUERIES, cands, tau=0.5, wa=1.0, wu=1.0, filtered=True, add_answers=add,
+                                 psi=psi)
+    for fused in (True, False):
+        out = losses.HaLELoss(negatives, fused=fused, **kw)(model, batch, seed=seed)
+        np.testing.assert_allclose(out.per_example.numpy(), per_query, rtol=2e-4, atol=2e-4)
+    # The model still scores with its own (identity) ψ.
+    assert model.activation.name == "identity"
+    with pytest.raises(ValueError, match="identity activation"):
+        losses.HaLELoss(negatives, **kw)(_model(activation="power"), batch, seed=seed)
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_fused_sampled_gradients_match_reference(filtered: bool) -> None:
+    """Sampled negatives through the fused kernel (gathered subset): values and gradients of autodiff."""
+    model = _model("attH")
+    _perturb_biases(model)
+    batch = losses.QueryBatch.from_lists(QUERIES)
+    seed = tf.constant([2, 4])
+    results = []
+    for fused in (True, False):
+        loss = losses.HaLELoss("sampled", num_samples=9, temperature=0.7, filtered=filtered, fused=fused)
+        with tf.GradientTape() as tape:
+            value = loss(model, batch, seed=seed).loss
+        grads = tape.gradient(value, model.trainable_variables)
+        results.append((value.numpy(), [tf.convert_to_tensor(g).numpy() if g is not None else None
+                                        for g in grads]))
+    (v_fused, g_fused), (v_ref, g_ref) = results
+    np.testing.assert_allclose(v_fused, v_ref, rtol=1e-4)
+    for var, a, b in zip(model.trainable_variables, g_fused, g_ref, strict=True):
+        if b is None or not np.any(b):
+            assert a is None or not np.any(a), var.name
+            continue
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4 * np.abs(b).max(), err_msg=var.name)
 
 
 def test_filtering_removes_other_answers_only() -> None:
