@@ -155,9 +155,14 @@ def _write_hparams(log_dir: Path, params: dict[str, Any], num_entities: int, num
     for key in ("batch_size", "learning_rate", "optimizer", "time_budget_s"):
         if key in training_cfg and training_cfg[key] is not None:
             values[key] = training_cfg[key]
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()}
     log_dir.mkdir(parents=True, exist_ok=True)
     with tf.summary.create_file_writer(str(log_dir)).as_default():
-        hp.hparams({k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()})
+        # The metrics the table shows (without a config it offers every scalar tag, loss terms included).
+        hp.hparams_config(hparams=[hp.HParam(name) for name in values], metrics=[
+            hp.Metric("validation/mrr", display_name="valid MRR"),
+            hp.Metric("validation/hits@10", display_name="valid hits@10")])
+        hp.hparams(values, trial_id=log_dir.name)  # the run's readable name, not a hash
 
 
 def _image_summary(log_dir: Path, png: Path, step: int) -> None:

@@ -187,6 +187,9 @@ def _plot_disk(
         xy = points[chosen]
         ax.scatter(xy[:, 0], xy[:, 1], **style)
     extent = _extent(points[chosen])
+    if extent < 1.0:  # the boundary is out of view: say how much of the disk is shown
+        ax.text(0.0, 0.0, f"view: |x|, |y| ≤ {extent:.3g} (the disk's radius is 1)", transform=ax.transAxes,
+                fontsize=7, color="0.35")
     ax.set_xlim(-extent, extent)
     ax.set_ylim(-extent, extent)
     ax.set_aspect("equal")

@@ -79,3 +79,18 @@ def test_a_closed_stdout_gives_no_traceback(args: list[str]) -> None:
         os.close(write_end)
     assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
     assert proc.returncode == 0
+
+
+def test_tensorboard_run_names_are_readable_and_survive_a_resume(tmp_path) -> None:
+    from pipelines.pipeline import TENSORBOARD_DIR, tensorboard_run_dir
+
+    config = {"model": "rotH", "model_config": {"dim": 32}}
+    run_dir = tmp_path / "Trainer" / "runs" / "2c0aee55bff4708d"  # keyed by the fingerprint
+    first = tensorboard_run_dir(tmp_path, run_dir, "kinship", config, fresh=False)
+    assert first.parent == tmp_path / TENSORBOARD_DIR and first.name.startswith("kinship-rotH-d32-")
+    first.mkdir(parents=True)
+    # A rerun of the same training run (a resume) logs to the same TensorBoard run ...
+    assert tensorboard_run_dir(tmp_path, run_dir, "kinship", config, fresh=False) == first
+    # ... and training anew (--force) starts a new one, never reusing the old directory.
+    again = tensorboard_run_dir(tmp_path, run_dir, "kinship", config, fresh=True)
+    assert again != first and again.name.startswith("kinship-rotH-d32-")

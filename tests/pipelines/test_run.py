@@ -76,6 +76,7 @@ def test_second_run_is_cached_and_a_changed_parameter_reruns(kinship_run):
     second = json.loads((root / "summary.json").read_text())
     assert second["artifacts"] == first["artifacts"]
     assert "cache hit" in proc.stderr
+    assert "cached:       everything (nothing was rerun" in proc.stdout
     assert all(seconds < 5 for seconds in second["component_seconds"].values()), second["component_seconds"]
 
     proc = run_cli("--dataset=kinship", f"--pipeline_root={root}", *FAST, "--min_mrr=0.999")
