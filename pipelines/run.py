@@ -199,6 +199,7 @@ def main(argv: list[str]) -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+        tf.constant(0)  # creates the eager context: a GPU machine logs its "Created device" lines here
     from components.base import ComponentError
     from hale_tf.data.errors import HaleDataError
     from pipelines.pipeline import PipelineOptions, run_pipeline, summary_lines
