@@ -9,9 +9,12 @@ Output artifact (type ``Model``)::
 With ``phases`` (e.g. HaLE for the first 5 % of the budget, then negative sampling) the model trains with
 ``hale_tf.training.fit_phases``; ``loss`` and ``training`` are then what every phase starts from.
 
-Checkpoints and TensorBoard logs live in a stable *run directory* outside the artifact,
-``<pipeline_root>/Trainer/runs/<key>/{checkpoints,logs}``, keyed by the inputs and parameters: TensorBoard
-pointed at the pipeline root shows training live, and a run that is killed resumes from its last
+Checkpoints and TensorBoard logs live outside the artifact: checkpoints in a stable *run directory*
+``<pipeline_root>/Trainer/runs/<key>/checkpoints``, keyed by the inputs and parameters, and the logs in
+``log_dir`` (the pipeline names it readably, ``<pipeline_root>/tensorboard/<dataset>-<model>-d<dim>-<time>``;
+default ``<run_dir>/logs``). TensorBoard pointed at the pipeline root shows training live (a curve per
+loss, validation metrics, an HParams row for the run, the Poincaré-disk picture as an image at the end),
+and a run that is killed resumes from its last
 checkpoint when the pipeline is run again with the same configuration (``resume=False``, the pipeline's
 ``--force``, discards them and trains anew). A run interrupted by SIGINT/SIGTERM checkpoints and publishes
 nothing, so the rerun resumes.
@@ -48,6 +51,7 @@ TRAINER_SPEC = ComponentSpec(
         "validation_memory_budget": Parameter(str, "1GiB", "evaluator memory budget for validation"),
         "run_dir": Parameter(str, doc="checkpoints and TensorBoard logs (stable across reruns)",
                              affects_output=False),
+        "log_dir": Parameter(str, "", "TensorBoard run directory ('' = <run_dir>/logs)", affects_output=False),
         "strategy": Parameter(str, "mirrored", "tf.distribute strategy", choices=STRATEGIES,
                               affects_output=False),
         "export_embeddings": Parameter(bool, True, "write projector embeddings next to the logs"),
@@ -101,8 +105,10 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
         data.triples("valid"), data.filter_index(), num_relations,
         options={"memory_budget": params["validation_memory_budget"]},
     )
+    log_dir = Path(params["log_dir"]) if params["log_dir"] else run_dir / "logs"
+    _write_hparams(log_dir, params, num_entities, num_relations)
     run = dict(config=config, validation=validation, strategy=strategy, checkpoint_dir=run_dir / "checkpoints",
-               log_dir=run_dir / "logs", resume=True)
+               log_dir=log_dir, resume=True)
     if params["phases"]:
         result = training.fit_phases(model, loss, queries, params["phases"], **run)
     else:
@@ -123,10 +129,49 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
     if params["export_embeddings"]:
         from hale_tf.export import export_embeddings
 
-        export_embeddings(trained, data.entity_vocab, data.relation_vocab, run_dir / "logs",
-                          triples=data.triples("train"))
-    logger.info("Trainer: %s after %d steps (%.0f s training, %.0f s validation), best valid MRR %.4f",
-                result.stop_reason, result.steps, result.train_seconds, result.eval_seconds, result.best_mrr)
+        written = export_embeddings(trained, data.entity_vocab, data.relation_vocab, log_dir,
+                                    triples=data.triples("train"))
+        if "poincare_disk" in written:
+            _image_summary(log_dir, written["poincare_disk"], result.steps)
+    best = result.best_step is not None and (result.restored_best or result.best_step == result.steps)
+    kept = f"the best weights (step {result.best_step})" if best else f"the last weights (step {result.steps})"
+    logger.info("Trainer: stopped (%s) at step %d; keeping %s, valid MRR %.3f", result.stop_reason.replace("_", " "),
+                result.steps, kept, result.best_mrr)
+
+
+def _write_hparams(log_dir: Path, params: dict[str, Any], num_entities: int, num_relations: int) -> None:
+    """The run's hyperparameters for TensorBoard's HParams tab (one row per run, next to its metrics)."""
+    try:
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hp
+    except ImportError:  # TensorBoard is optional at run time
+        return
+    training_cfg, loss_cfg = params["training"], params["loss"]
+    values: dict[str, Any] = {
+        "model": params["model"], "dim": params["model_config"].get("dim", 0),
+        "loss": "+".join(str((p.get("loss") or loss_cfg).get("name")) for p in params["phases"]) or loss_cfg["name"],
+        "phases": len(params["phases"]) or 1, "entities": num_entities, "relations": num_relations,
+    }
+    for key in ("batch_size", "learning_rate", "optimizer", "time_budget_s"):
+        if key in training_cfg and training_cfg[key] is not None:
+            values[key] = training_cfg[key]
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        # The metrics the table shows (without a config it offers every scalar tag, loss terms included).
+        hp.hparams_config(hparams=[hp.HParam(name) for name in values], metrics=[
+            hp.Metric("validation/mrr", display_name="valid MRR"),
+            hp.Metric("validation/hits@10", display_name="valid hits@10")])
+        hp.hparams(values, trial_id=log_dir.name)  # the run's readable name, not a hash
+
+
+def _image_summary(log_dir: Path, png: Path, step: int) -> None:
+    """The Poincaré-disk picture as a TensorBoard image (Images tab) at the run's last step."""
+    import tensorflow as tf
+
+    image = tf.io.decode_png(tf.io.read_file(str(png)), channels=3)
+    with tf.summary.create_file_writer(str(log_dir)).as_default():
+        tf.summary.image("poincare_disk", image[None], step=step)
 
 
 def _load_queries(data: TransformedData, num_entities: int, num_relation_ids: int):

@@ -3,13 +3,19 @@
 ``run_pipeline`` is what ``python -m pipelines.run`` calls; it can be used from Python too. Every
 component's output is a cached artifact under ``<pipeline_root>/<Component>/<fingerprint>/``; the resolved
 configuration is saved as ``<pipeline_root>/run_config.json`` and the outcome as ``summary.json``.
+
+TensorBoard: each training run logs to ``<pipeline_root>/tensorboard/<dataset>-<model>-d<dim>-<start time>``
+(readable run names); the name is kept in the run directory, so a resumed run keeps logging to the same
+TensorBoard run, and ``--force`` (training anew) starts a new one.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +56,31 @@ def _run_key(*parts: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+TENSORBOARD_DIR = "tensorboard"
+_RUN_NAME_FILE = "tensorboard_run.txt"
+
+
+def tensorboard_run_dir(root: Path, run_dir: Path, dataset: str, config: dict[str, Any], fresh: bool) -> Path:
+    """The readable TensorBoard run directory of the training run in ``run_dir`` (its checkpoints stay
+    keyed by the fingerprint): ``<root>/tensorboard/<dataset>-<model>-d<dim>-<YYYYmmdd-HHMMSS>``, chosen
+    when the run starts and remembered in ``run_dir`` so that a resumed run continues the same curves."""
+    remembered = run_dir / _RUN_NAME_FILE
+    if not fresh and remembered.is_file():
+        name = remembered.read_text(encoding="utf-8").strip()
+        if name and "/" not in name and name not in (".", ".."):
+            return root / TENSORBOARD_DIR / name
+    dim = config.get("model_config", {}).get("dim")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = re.sub(r"[^A-Za-z0-9_.@+=-]+", "_", f"{dataset}-{config['model']}" + (f"-d{dim}" if dim else ""))
+    candidate, n = f"{name}-{stamp}", 1
+    while (root / TENSORBOARD_DIR / candidate).exists():  # two runs started in the same second
+        n += 1
+        candidate = f"{name}-{stamp}-{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(remembered, candidate + "\n")
+    return root / TENSORBOARD_DIR / candidate
+
+
 def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, Any]:
     """Run (or reuse from cache) every component and return the summary written to ``summary.json``.
 
@@ -71,11 +102,17 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) ->
 
     write_json_atomic(root / "run_config.json", {"config": config, "options": options.__dict__})
     timings: dict[str, float] = {}
+    cached: list[str] = []
+    run_started = time.perf_counter()
 
     def step(component, inputs: dict[str, Artifact] | None, params: dict[str, Any]) -> Artifact:
         started = time.perf_counter()
+        component_dir = root / component.name
+        before = {p.name for p in component_dir.iterdir()} if component_dir.is_dir() else set()
         artifact = run_component(component, root, inputs, params, force=options.force)
         timings[component.name] = round(time.perf_counter() - started, 3)
+        if not options.force and artifact.uri.name in before:
+            cached.append(component.name)
         return artifact
 
     examples = step(EXAMPLE_GEN, None, {
@@ -95,9 +132,10 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) ->
     run_dir = root / "Trainer" / "runs" / _run_key(transformed.fingerprint, trainer_params["model"],
                                                    trainer_params["model_config"], trainer_params["loss"],
                                                    trainer_params["training"], trainer_params["phases"])
+    log_dir = tensorboard_run_dir(root, run_dir, options.dataset, config, fresh=options.force)
     # --force trains anew: the Trainer then starts from scratch instead of resuming the run directory.
     model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir),
-                                                         "resume": not options.force})
+                                                         "log_dir": str(log_dir), "resume": not options.force})
     evaluator_cfg = config.get("evaluator", {})
     evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, {
         "split": evaluator_cfg.get("split", "test"), "thresholds": evaluator_cfg.get("thresholds", {}),
@@ -124,9 +162,16 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) ->
         "blessed": push["pushed"],
         "metrics": metrics,
         "model_dir": str(model.path("model")),
-        "tensorboard_logdir": str(run_dir / "logs"),
-        "training": {k: training.get(k) for k in ("stop_reason", "steps", "epochs", "train_seconds",
-                                                    "eval_seconds", "best_step", "best_mrr")},
+        "tensorboard_logdir": str(root / TENSORBOARD_DIR),
+        "tensorboard_run": str(log_dir),
+        "poincare_disk": str(log_dir / "poincare_disk.png") if (log_dir / "poincare_disk.png").exists() else None,
+        "projector_config": (str(log_dir / "projector_config.pbtxt")
+                             if (log_dir / "projector_config.pbtxt").exists() else None),
+        "training": {**{k: training.get(k) for k in ("stop_reason", "steps", "epochs", "train_seconds",
+                                                      "eval_seconds", "best_step", "best_mrr", "restored_best")},
+                     "time_budget_s": config.get("training", {}).get("time_budget_s")},
+        "cached": cached,
+        "wall_seconds": round(time.perf_counter() - run_started, 3),
         "artifacts": {name: str(a.uri) for name, a in (
             ("ExampleGen", examples), ("Transform", transformed), ("Trainer", model),
             ("Evaluator", evaluation), ("Pusher", pushed))},
@@ -135,3 +180,45 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) ->
     }
     write_json_atomic(root / "summary.json", summary)
     return summary
+
+
+def summary_lines(summary: dict[str, Any], root: Path) -> list[str]:
+    """The end-of-run report: test metrics, which weights were exported, what was cached, time against
+    the budget, and where TensorBoard, the Poincaré picture and the projector files are."""
+    from hale_tf.training.progress import format_metrics, format_seconds
+
+    training = summary.get("training", {})
+    headline = summary["metrics"].get("headline", {})
+    budget = training.get("time_budget_s")
+    timing = f"{format_seconds(summary.get('wall_seconds') or 0.0)} wall"
+    if training.get("train_seconds") is not None:
+        timing += f"; training {format_seconds(training['train_seconds'])}"
+        timing += f" of a {format_seconds(budget)} budget" if budget else ""
+        timing += f" + {format_seconds(training.get('eval_seconds') or 0.0)} validation"
+    cached = summary.get("cached", [])
+    every = ["ExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"]
+    cached_text = ("everything (nothing was rerun; --force reruns)" if cached == every
+                   else ", ".join(cached) + " (reused)" if cached else "nothing (every component ran)")
+    best_step, steps = training.get("best_step"), training.get("steps")
+    if best_step is not None and (training.get("restored_best") or best_step == steps):
+        weights = f"the best validation weights, step {best_step} of {steps} (valid mrr={training['best_mrr']:.3f})"
+    else:
+        weights = f"the last weights, step {steps}"
+    lines = [
+        "",
+        f"hale-tf pipeline finished: {summary['dataset']} ({timing})",
+        "  test (filtered, both sides, pessimistic ties): "
+        + (format_metrics(headline, ("mrr", "hits@1", "hits@3", "hits@10", "mr")) or "no metrics (no query ranked)"),
+        f"  weights:      {weights}",
+        f"  saved_model:  {summary['saved_model'] or 'not exported (model not blessed)'}",
+        f"  cached:       {cached_text}",
+        f"  tensorboard:  tensorboard --logdir {summary.get('tensorboard_logdir', root)}"
+        + (f"   (this run: {Path(summary['tensorboard_run']).name})" if summary.get("tensorboard_run") else ""),
+    ]
+    if summary.get("poincare_disk"):
+        lines.append(f"  poincare:     {summary['poincare_disk']} (also TensorBoard's Images tab)")
+    if summary.get("projector_config"):
+        lines.append(f"  projector:    {Path(summary['projector_config']).parent} (TensorBoard's Projector tab)")
+    lines += [f"  metrics:      {summary['artifacts']['Evaluator']}/metrics.json",
+              f"  summary:      {root / 'summary.json'}"]
+    return lines

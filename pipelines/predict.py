@@ -5,8 +5,13 @@ Usage:
   python -m pipelines.predict --model=PATH --tail=NAME --relation=NAME [--k=10]
   python -m pipelines.predict --model=PATH --queries=FILE.tsv [--k=10]
 
-PATH is an export directory (holding saved_model.pb) or a directory of numeric versions (the highest
-is used, as TensorFlow Serving does). --exclude_known drops facts the model was exported with (training).
+PATH is an export directory (holding saved_model.pb), a directory of numeric versions (the highest
+is used, as TensorFlow Serving does), a pipeline root (its summary.json names the exported model) or a
+summary.json. Facts the model was exported with (training) are left out of the answers by default, as
+in the SavedModel examples (--noexclude_known keeps them). An unknown name gets a "did you mean".
+
+Output (--format): table (default), tsv (header head, relation, tail, rank, score, predicted; one value
+per column; the predicted column says which of head/tail holds the answer) or json (one object per query).
 
 Queries file: UTF-8 (a leading BOM is ignored), one query per line, tab-separated; blank lines and lines
 starting with '#' skipped.
@@ -19,9 +24,9 @@ Exit status: 0 success; 1 a query named an unknown entity/relation, or the model
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,18 +41,24 @@ FLAGS = flags.FLAGS
 def define_flags() -> None:
     """Register the CLI flags (only when run as a program: importing this module defines none, so it
     cannot collide with flags of other pipeline modules imported in the same process)."""
-    flags.DEFINE_string("model", None, "SavedModel directory (or a directory of numeric versions).")
+    flags.DEFINE_string("model", None, "SavedModel directory, a directory of numeric versions, a pipeline root "
+                        "or its summary.json.")
     flags.DEFINE_string("head", None, "Head entity name: predict tails of (head, relation, ?).")
     flags.DEFINE_string("tail", None, "Tail entity name: predict heads of (?, relation, tail).")
     flags.DEFINE_string("relation", None, "Relation name.")
     flags.DEFINE_string("queries", None, "TSV file of queries (see the module help for the format).")
     flags.DEFINE_integer("k", 10, "Number of ranked answers per query (clamped to the entity count).")
-    flags.DEFINE_bool("exclude_known", False, "Leave out facts known at export time (filtered predictions).")
+    flags.DEFINE_bool("exclude_known", EXCLUDE_KNOWN, "Leave out facts known at export time (filtered "
+                      "predictions); --noexclude_known keeps them.")
     flags.DEFINE_enum("format", "table", ["table", "tsv", "json"], "Output format.")
     flags.DEFINE_integer("batch_size", 1024, "Queries sent to the model per call.")
 
 
 PLACEHOLDER = "?"
+#: The default of ``exclude_known`` everywhere (CLI, :func:`run`, the README's examples): a prediction
+#: that repeats a training fact tells the user nothing new.
+EXCLUDE_KNOWN = True
+TSV_HEADER = ("head", "relation", "tail", "rank", "score", "predicted")
 
 
 class PredictError(Exception):
@@ -108,11 +119,29 @@ def parse_queries(lines: Sequence[str], source: str = "queries") -> list[Query]:
     return queries
 
 
+def _from_summary(summary_path: Path) -> Path:
+    """The exported model a pipeline's ``summary.json`` names."""
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PredictError(f"cannot read {summary_path}: {error}") from None
+    saved = summary.get("saved_model") if isinstance(summary, dict) else None
+    if not saved:
+        raise PredictError(f"{summary_path}: the pipeline exported no model (not blessed; see its metrics); "
+                           "rerun the pipeline without --min_mrr or with a longer --time_budget")
+    return Path(saved)
+
+
 def resolve_model_dir(path: str) -> Path:
-    """The SavedModel directory for ``path``: itself, or its highest numeric version subdirectory."""
+    """The SavedModel directory for ``path``: itself, its highest numeric version subdirectory, or the
+    model a pipeline root's ``summary.json`` (or that file itself) names."""
     model_dir = Path(path).expanduser()
+    if model_dir.is_file() and model_dir.suffix == ".json":
+        model_dir = _from_summary(model_dir)
+    elif model_dir.is_dir() and (model_dir / "summary.json").is_file() and not (model_dir / "saved_model.pb").exists():
+        model_dir = _from_summary(model_dir / "summary.json")
     if not model_dir.is_dir():
-        raise PredictError(f"model directory not found: {path}")
+        raise PredictError(f"model directory not found: {model_dir if model_dir != Path(path) else path}")
     if (model_dir / "saved_model.pb").is_file():
         return model_dir
     versions = [p for p in model_dir.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
@@ -121,13 +150,26 @@ def resolve_model_dir(path: str) -> Path:
     return max(versions, key=lambda p: int(p.name))
 
 
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """``" (did you mean 'person10', 'person100'?)"`` for the closest known names, "" when none is close
+    (case is ignored when matching, so 'Person10' finds 'person10')."""
+    lowered: dict[str, str] = {}
+    for candidate in known:
+        lowered.setdefault(candidate.lower(), candidate)
+    close = [name.lower()] if name.lower() in lowered else difflib.get_close_matches(
+        name.lower(), list(lowered), n=3, cutoff=0.6)  # a case slip has one answer
+    return f" (did you mean {', '.join(repr(lowered[c]) for c in close)}?)" if close else ""
+
+
 class Predictor:
     """A loaded export: runs batched queries through its ``topk_tails`` / ``topk_heads`` signatures."""
 
     def __init__(self, model_dir: Path) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-        import tensorflow as tf
+        from pipelines.console import quiet_native_stderr, set_quiet_environment
+
+        set_quiet_environment()
+        with quiet_native_stderr(0):  # TensorFlow's and CUDA's C++ start-up lines
+            import tensorflow as tf
         from absl import logging
 
         logging.set_verbosity(logging.ERROR)  # loading logs absl warnings that are noise for a CLI
@@ -141,8 +183,8 @@ class Predictor:
         missing = [s for s in ("topk_tails", "topk_heads") if s not in self._loaded.signatures]
         if missing:
             raise PredictError(f"{model_dir} is not a hale-tf export (no signature {', '.join(missing)})")
-        self._entities: set[str] | None = None
-        self._relations: set[str] | None = None
+        self._entities: list[str] | None = None
+        self._relations: list[str] | None = None
 
     def metadata(self) -> dict[str, Any]:
         path = self.model_dir / "assets" / "hale_tf_export.json"
@@ -151,14 +193,14 @@ class Predictor:
     def _unknown(self, query: Query) -> str:
         """Why a query was not found (names are only decoded from the model when one is missing)."""
         if self._entities is None:
-            self._entities = {n.decode("utf-8") for n in self._loaded.entity_names.numpy()}
-            self._relations = {n.decode("utf-8") for n in self._loaded.relation_names.numpy()}
+            self._entities = [n.decode("utf-8") for n in self._loaded.entity_names.numpy()]
+            self._relations = [n.decode("utf-8") for n in self._loaded.relation_names.numpy()]
         role = "head" if query.direction == "tail" else "tail"
         problems = []
-        if query.entity not in self._entities:
-            problems.append(f"unknown {role} entity {query.entity!r}")
-        if query.relation not in self._relations:
-            problems.append(f"unknown relation {query.relation!r}")
+        if query.entity not in set(self._entities):
+            problems.append(f"unknown {role} entity {query.entity!r}{did_you_mean(query.entity, self._entities)}")
+        if query.relation not in set(self._relations):
+            problems.append(f"unknown relation {query.relation!r}{did_you_mean(query.relation, self._relations)}")
         return "; ".join(problems) or "not found"
 
     def predict(
@@ -212,9 +254,11 @@ def format_answers(answers: Sequence[Answer], fmt: str, out: TextIO) -> None:
             continue
         if fmt == "tsv":
             if first:
-                out.write("query\trank\tentity\tscore\n")
+                out.write("\t".join(TSV_HEADER) + "\n")
             for i, (entity, score) in enumerate(zip(answer.entities, answer.scores, strict=True), start=1):
-                out.write(f"{query.label()}\t{i}\t{entity}\t{score:.6g}\n")
+                head, tail = (query.entity, entity) if query.direction == "tail" else (entity, query.entity)
+                cells = [head, query.relation, tail, str(i), f"{score:.6g}", query.direction]
+                out.write("\t".join(_tsv_cell(c) for c in cells) + "\n")
             first = False
             continue
         if not first:
@@ -230,6 +274,11 @@ def format_answers(answers: Sequence[Answer], fmt: str, out: TextIO) -> None:
             out.write(f"{i:>{rank_width}}  {entity:<{width}}  {shown}\n")
 
 
+def _tsv_cell(value: str) -> str:
+    """A name as one TSV cell: a tab or newline inside it would shift the columns."""
+    return value.replace("\t", " ").replace("\n", " ").replace("\r", " ")
+
+
 def run(
     model: str | None,
     *,
@@ -238,7 +287,7 @@ def run(
     relation: str | None = None,
     queries_file: str | None = None,
     k: int = 10,
-    exclude_known: bool = False,
+    exclude_known: bool = EXCLUDE_KNOWN,
     fmt: str = "table",
     batch_size: int = 1024,
     out: TextIO = sys.stdout,
@@ -315,7 +364,13 @@ def main(argv: Sequence[str]) -> None:
 
 def entrypoint() -> None:
     define_flags()
-    app.run(main)
+    try:
+        app.run(main)
+    except BrokenPipeError:  # the reader of stdout went away (| head): no traceback
+        from pipelines.console import silence_broken_pipe
+
+        silence_broken_pipe()
+        sys.exit(0)
 
 
 if __name__ == "__main__":

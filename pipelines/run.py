@@ -1,37 +1,41 @@
-"""``python -m pipelines.run --dataset=…``: the whole pipeline from raw triples to a SavedModel.
+"""python -m pipelines.run --dataset=NAME: the whole pipeline from raw triples to a SavedModel.
 
-Examples::
+Examples:
+  python -m pipelines.run --dataset=synthetic --time_budget=20s        (offline, a generated graph)
+  python -m pipelines.run --dataset=kinship --time_budget=60s          (needs the dataset, see README)
+  python -m pipelines.run --dataset=wn18rr --model=attH --dim=32 --time_budget=10m
+  python -m pipelines.run --dataset=synthetic --synthetic=preset=yago3-10 --time_budget=30m
+  python -m pipelines.run --dataset=fb15k-237 --runner=FlinkRunner --beam_options=--flink_master=host:8081
+  python -m pipelines.run --dataset=wn18rr --set=loss.negatives=in_batch --set=training.batch_size=1000
+  python -m pipelines.run --dataset=wn18rr --set='phases=[]'     (HaLE alone, no negative-sampling phase)
+  python -m pipelines.run --dataset=kinship --print_config       (the resolved configuration, as JSON)
 
-    python -m pipelines.run --dataset=kinship --time_budget=60s
-    python -m pipelines.run --dataset=wn18rr --model=attH --dim=32 --time_budget=10m
-    python -m pipelines.run --dataset=synthetic --synthetic=preset=yago3-10 --time_budget=30m
-    python -m pipelines.run --dataset=fb15k-237 --runner=FlinkRunner --beam_options=--flink_master=host:8081
-    python -m pipelines.run --dataset=wn18rr --set=loss.negatives=in_batch --set=training.batch_size=1000
-    python -m pipelines.run --dataset=wn18rr --set='phases=[]'          # HaLE alone, no negative-sampling phase
-
-Per-dataset defaults: ``pipelines/configs/<dataset>.json``; ``--set section.key=value`` reaches any field.
+Defaults: pipelines/configs/defaults.json, then pipelines/configs/<dataset>.json (shown per flag below);
+--set section.key=value reaches any field. The console is quiet: one line per component and per
+validation; -v 1 (--verbosity=1) adds the libraries' logs, -v -1 keeps warnings only.
 Errors (bad flags, bad data, a configuration that cannot fit in memory) print one line and exit non-zero:
-the whole configuration is validated before any component runs (``pipelines.validate``; exit 2), and
-filesystem errors (a full or read-only disk, a path that is a file) name the path (exit 1). A second run on
-the same ``--pipeline_root`` waits a few seconds for the first, then names the process that holds it.
+the whole configuration is validated before any component runs (exit 2), and filesystem errors (a full
+or read-only disk, a path that is a file) name the path (exit 1). A second run on the same
+--pipeline_root waits a few seconds for the first, then names the process that holds it.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
-import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from pipelines.console import configure_logging, quiet_native_stderr, set_quiet_environment, silence_broken_pipe
+
+set_quiet_environment()  # before TensorFlow is imported anywhere
 
 from absl import app, flags  # noqa: E402
 
-from pipelines.config import FLAG_PATHS, ConfigError, resolve_config  # noqa: E402
+from pipelines.config import CONFIG_DIR, FLAG_PATHS, SINGLE_RUN_FLAGS, ConfigError, load_defaults, resolve_config  # noqa: E402
 from pipelines.validate import check_runner, validate_config  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -66,6 +70,50 @@ flags.DEFINE_multi_string("set", [], "config override section.key=value (JSON va
 flags.DEFINE_bool("force", False, "rerun every component even when cached")
 flags.DEFINE_bool("download", True, "allow downloading a dataset that is not found locally")
 flags.DEFINE_string("serving_dir", None, "also copy the blessed SavedModel to <serving_dir>/<version>/")
+flags.DEFINE_bool("print_config", False, "print the resolved, validated configuration (and the run options) as "
+                  "JSON, as run_config.json will hold it, and exit")
+# TFX's names for the same things, for users who come from TFX.
+flags.DEFINE_alias("beam_pipeline_args", "beam_options")
+flags.DEFINE_alias("serving_model_dir", "serving_dir")
+
+
+def _show_default(path: tuple[str, ...], value: Any) -> str:
+    if path == ("training", "time_budget_s") or path == ("training", "validate_every_s"):
+        return f"{value:g}s"
+    return json.dumps(value)
+
+
+def _lookup(config: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = config
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _add_effective_defaults() -> None:
+    """Append each config flag's effective default to its help: defaults.json, then the datasets whose
+    own config differs (the flags themselves default to None, meaning "from the config")."""
+    base = load_defaults("defaults")  # defaults.json alone
+    datasets = sorted(p.stem for p in CONFIG_DIR.glob("*.json") if p.stem != "defaults")
+    for flag, path in FLAG_PATHS.items():
+        value = _lookup(base, path)
+        differs = []
+        for name in datasets:
+            other = _lookup(load_defaults(name), path)
+            if other is not None and other != value:
+                differs.append(f"{name} {_show_default(path, other)}")
+        text = (f"default {_show_default(path, value)}" if value is not None
+                else "default: the model's or trainer's own")
+        if differs:
+            text += "; " + ", ".join(differs)
+        if flag in SINGLE_RUN_FLAGS and base.get("phases"):
+            text += "; given, it replaces the default phases with this one loss"
+        FLAGS[flag].help += f" ({text})"
+
+
+_add_effective_defaults()
 
 
 def _fail(message: str) -> None:
@@ -132,34 +180,29 @@ def _tf_io_error_line(err: Exception) -> str | None:
     return f"{message} ({kind.__name__}); fix the cause and rerun, completed components are cached"
 
 
-def _print_summary(summary: dict[str, Any], root: Path) -> None:
-    metrics = summary["metrics"]
-    headline = metrics.get("headline", {})
-    print()
-    print(f"hale-tf pipeline finished: {summary['dataset']}")
-    print("  test (filtered, pessimistic, both sides): " + (", ".join(
-        f"{k}={v:.4f}" for k, v in headline.items() if isinstance(v, float)) or "no metrics (no query ranked)"))
-    print(f"  model:        {summary['model_dir']}")
-    print(f"  saved_model:  {summary['saved_model'] or 'not exported (model not blessed)'}")
-    print(f"  metrics:      {summary['artifacts']['Evaluator']}/metrics.json")
-    print(f"  tensorboard:  tensorboard --logdir {root}")
-    print(f"  summary:      {root / 'summary.json'}")
+def verbosity() -> int:
+    """Our reading of absl's --verbosity/-v: 0 (quiet) unless given (see pipelines.console)."""
+    return int(FLAGS.verbosity) if FLAGS["verbosity"].present else 0
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value")
     if not FLAGS.dataset:
-        _fail("--dataset is required (e.g. --dataset=wn18rr; see README for the list)")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.WARNING)
+        _fail("--dataset is required (e.g. --dataset=synthetic; see README for the list)")
+    level = verbosity()
+    configure_logging(level)
     # Beam logs a failed worker step with its traceback; the Transform turns the failure into one line.
     logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+    with quiet_native_stderr(level):  # TensorFlow's and CUDA's C++ start-up lines
+        import apache_beam  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        tf.constant(0)  # creates the eager context: a GPU machine logs its "Created device" lines here
     from components.base import ComponentError
     from hale_tf.data.errors import HaleDataError
-    from pipelines.pipeline import PipelineOptions, run_pipeline
+    from pipelines.pipeline import PipelineOptions, run_pipeline, summary_lines
 
     root: Path | None = None
     try:
@@ -175,8 +218,13 @@ def main(argv: list[str]) -> None:
             beam_runner=FLAGS.runner, beam_options=list(FLAGS.beam_options), num_workers=FLAGS.num_workers,
             strategy=FLAGS.strategy, force=FLAGS.force, serving_dir=FLAGS.serving_dir,
         )
+        if FLAGS.print_config:  # what run_config.json will hold, then stop
+            print(json.dumps({"config": config, "options": options.__dict__}, indent=2, sort_keys=True, default=str))
+            return
         summary = run_pipeline(config, options)
         assert root is not None
+    except BrokenPipeError:  # stdout closed by its reader (| head): handled, without a traceback, by entrypoint
+        raise
     except (ConfigError, HaleDataError, ComponentError) as err:
         _fail(str(err))
     except ValueError as err:  # e.g. a memory budget refusal
@@ -193,11 +241,23 @@ def main(argv: list[str]) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume (completed components are cached)", file=sys.stderr)
         sys.exit(130)
-    _print_summary(summary, root)
+    print("\n".join(summary_lines(summary, root)))
+
+
+_HELP_FLAGS = ("--help", "-?", "--helpshort", "--helpfull", "-help")
 
 
 def entrypoint() -> None:
-    app.run(main)
+    try:
+        app.run(main)
+    except BrokenPipeError:  # stdout's reader went away (| head): not an error of ours, and no traceback
+        silence_broken_pipe()
+        sys.exit(0)
+    except SystemExit as done:
+        # absl exits 1 after printing the help that was asked for; asking for help is not a failure.
+        if done.code == 1 and any(arg in _HELP_FLAGS for arg in sys.argv[1:]):
+            sys.exit(0)
+        raise
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ them in the Projector tab; all paths in ``projector_config.pbtxt`` are relative 
 
 * ``entities.tsv`` — the stored entity vectors ``[N, d]`` (tangent vectors for hyperbolic models) and
   ``entities_metadata.tsv`` (header ``name id degree main_relation``; the last two need ``triples``).
+  A graph with more than ``max_projector_entities`` (10 000) entities is sampled for the projector (a
+  browser tab handles that many points; YAGO3-10's 123k would be ~90 MB of TSV): a seeded random
+  sample, in id order, the ``id`` column giving each row's entity id, and the projector's tensor named
+  ``entities (sample of 10000 of 123182)`` so the sampling is visible where the data is looked at.
 * hyperbolic models: ``entities_ball.tsv`` — the points exp0_c(v) in the Poincaré ball, with c the
   curvature of the most frequent relation in ``triples`` (the mean base-relation curvature without them).
 * ``relations_<table>.tsv`` for every per-relation parameter table of the model (e.g. ``translation``,
@@ -135,10 +139,14 @@ def _plot_disk(
     category: np.ndarray | None = None,
     category_names: Sequence[str] = (),
     max_points: int = 20_000,
-    label_top: int = 10,
+    label_top: int = 8,
     seed: int = 0,
 ) -> None:
-    """Scatter ``points`` (unit disk) coloured by ``degree`` (log scale) or by ``category`` (legend)."""
+    """Scatter ``points`` (unit disk) coloured by ``degree`` (log scale) or by ``category`` (legend).
+
+    The view is zoomed to the data (a trained model of a large graph often sits well inside the disk,
+    where a full-disk view shows a blob at the centre), and at most ``label_top`` of the highest-degree
+    entities are labelled, skipping any whose label would sit on top of one already placed."""
     # The object-oriented Agg API: no pyplot, so no global backend state is touched.
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -159,8 +167,9 @@ def _plot_disk(
         xy = points[chosen]
         art = ax.scatter(xy[:, 0], xy[:, 1], c=np.log1p(degree[chosen]), cmap="viridis", **style)
         fig.colorbar(art, ax=ax, shrink=0.8, label="log(1 + degree)")
-        for i in np.argsort(-degree, kind="stable")[:label_top]:
-            ax.annotate(names[i], points[i], fontsize=7, alpha=0.8)
+        for i in _readable_labels(points, np.argsort(-degree, kind="stable")[: 10 * label_top], label_top,
+                                  _extent(points[chosen])):
+            ax.annotate(names[i], points[i], fontsize=7, alpha=0.9, xytext=(3, 3), textcoords="offset points")
     elif category is not None:
         # The 19 most common categories get their own colour; the rest share grey ("other").
         values, counts = np.unique(category[chosen], return_counts=True)
@@ -177,12 +186,37 @@ def _plot_disk(
     else:
         xy = points[chosen]
         ax.scatter(xy[:, 0], xy[:, 1], **style)
-    ax.set_xlim(-1.05, 1.05)
-    ax.set_ylim(-1.05, 1.05)
+    extent = _extent(points[chosen])
+    if extent < 1.0:  # the boundary is out of view: say how much of the disk is shown
+        ax.text(0.0, 0.0, f"view: |x|, |y| ≤ {extent:.3g} (the disk's radius is 1)", transform=ax.transAxes,
+                fontsize=7, color="0.35")
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
     ax.set_aspect("equal")
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
     fig.savefig(path, bbox_inches="tight")
+
+
+def _extent(points: np.ndarray) -> float:
+    """Half-width of a view that shows the points (the 99.5th percentile radius, plus a margin), at most
+    the whole disk: a few far outliers do not zoom the picture out again."""
+    if not len(points):
+        return 1.05
+    radius = float(np.quantile(np.linalg.norm(points, axis=1), 0.995))
+    return min(1.05, max(radius * 1.1, 1e-3))
+
+
+def _readable_labels(points: np.ndarray, candidates: np.ndarray, limit: int, extent: float) -> list[int]:
+    """Up to ``limit`` of ``candidates`` (in priority order) whose points are at least 8 % of the view
+    apart from each other, so their labels do not overprint."""
+    chosen: list[int] = []
+    for i in candidates:
+        if len(chosen) >= limit:
+            break
+        if all(np.linalg.norm(points[i] - points[j]) > 0.08 * 2 * extent for j in chosen):
+            chosen.append(int(i))
+    return chosen
 
 
 def export_embeddings(
@@ -195,7 +229,8 @@ def export_embeddings(
     color_by: str = "degree",
     plot: bool = True,
     max_plot_points: int = 20_000,
-    label_top: int = 10,
+    label_top: int = 8,
+    max_projector_entities: int = 10_000,
     seed: int = 0,
 ) -> dict[str, Path]:
     """Write entity and relation embeddings for the TensorBoard projector (and a disk picture).
@@ -211,8 +246,11 @@ def export_embeddings(
             points drawn in one colour, without ``triples``.
         plot: write ``poincare_disk.png`` for hyperbolic models.
         max_plot_points: random subsample drawn in the picture (all points are in the TSVs).
-        label_top: annotate this many highest-degree entities in the picture.
-        seed: seed of the subsample.
+        label_top: annotate at most this many highest-degree entities in the picture (fewer when their
+            labels would overlap).
+        max_projector_entities: at most this many entity rows in the projector files (a seeded random
+            sample beyond it, named so in the projector config); the picture uses every entity.
+        seed: seed of the subsamples.
 
     Returns:
         The written files by role (``entities``, ``entities_metadata``, ``entities_ball``,
@@ -240,22 +278,28 @@ def export_embeddings(
 
     # -- entities ------------------------------------------------------------------------------------
     vectors = np.asarray(model.entities.embeddings.numpy())
+    # The projector's rows: every entity, or a seeded random sample of them (in id order).
+    shown = np.arange(num_entities)
+    sampled = ""
+    if num_entities > max_projector_entities:
+        shown = np.sort(np.random.default_rng(seed).choice(num_entities, max_projector_entities, replace=False))
+        sampled = f" (sample of {max_projector_entities} of {num_entities})"
     written["entities"] = log_dir / "entities.tsv"
-    _write_matrix(written["entities"], vectors)
+    _write_matrix(written["entities"], vectors[shown])
     header = ["name", "id"] + (["degree", "main_relation"] if degree is not None else [])
     rows = [
-        [name, i]
+        [entities[i], i]
         + ([int(degree[i]), relations[main[i]] if main[i] >= 0 else ""] if degree is not None else [])
-        for i, name in enumerate(entities)
+        for i in shown
     ]
     written["entities_metadata"] = log_dir / "entities_metadata.tsv"
     _write_table(written["entities_metadata"], header, rows)
     projector_entries.append(
         {
-            "name": "entities",
+            "name": "entities" + sampled,
             "tensor": "entities.tsv",
             "metadata": "entities_metadata.tsv",
-            "shape": vectors.shape,
+            "shape": (len(shown), vectors.shape[1]),
         }
     )
 
@@ -272,13 +316,13 @@ def export_embeddings(
         # In the model's dtype, so the ball-boundary clamp is the one the model scores with.
         ball = expmap0(tf.constant(vectors), tf.constant(c, vectors.dtype)).numpy()
         written["entities_ball"] = log_dir / "entities_ball.tsv"
-        _write_matrix(written["entities_ball"], ball)
+        _write_matrix(written["entities_ball"], ball[shown])
         projector_entries.append(
             {
-                "name": "entities_poincare_ball",
+                "name": "entities_poincare_ball" + sampled,
                 "tensor": "entities_ball.tsv",
                 "metadata": "entities_metadata.tsv",
-                "shape": ball.shape,
+                "shape": (len(shown), ball.shape[1]),
             }
         )
 
@@ -324,7 +368,7 @@ def export_embeddings(
         written["poincare_disk"] = log_dir / "poincare_disk.png"
         title = (
             f"{getattr(model, 'registry_name', type(model).__name__)} entities in the Poincaré disk\n"
-            f"exp0 with {c_note}; PCA directions, exact norms"
+            f"exp0 with {c_note}; PCA directions, exact norms; zoomed to the data"
         )
         _plot_disk(
             written["poincare_disk"],

@@ -29,6 +29,7 @@ from typing import Any
 
 from hale_tf import losses as losses_lib
 from hale_tf.training.config import TrainingConfig
+from hale_tf.training.progress import ProgressContext, end_line
 from hale_tf.training.trainer import TrainingResult, ValidationData, ValidationFn, fit
 
 __all__ = ["Phase", "fit_phases", "parse_phases"]
@@ -142,10 +143,15 @@ def fit_phases(
             log.info("phase %d: nothing left of the run's limits; skipped", i)
             continue
         phase_loss = losses_lib.get(copy.deepcopy(dict(phase.loss)) if phase.loss is not None else loss)
+        # Every console line of the phase names it and counts the run's steps and seconds.
+        context = ProgressContext(label=f"phase {i + 1}/{len(phases)} {phase_loss.get_config().get('name', '')}",
+                                  run_seconds=base.time_budget_s, run_steps=base.max_steps,
+                                  last=i == len(phases) - 1)
         result = fit(
             model, phase_loss, train_queries, config=phase_config, validation_fn=validation_fn,
             checkpoint_dir=None if checkpoint_dir is None else Path(checkpoint_dir) / f"phase-{i}",
             log_dir=log_dir, strategy=strategy, resume=resume, summary_offset=(steps, train_s),
+            progress_context=context,
         )
         for name, values in result.history.items():
             shift = train_s if name == "seconds" else 0.0
@@ -179,11 +185,19 @@ def fit_phases(
         if best_weights is not None:
             model.set_weights(best_weights)
             restored = True
+    # The run's message in the run's steps (a phase's own message counts from the phase's start).
+    message = result.message
+    if result.stop_reason not in ("non_finite", "interrupted"):
+        best = next((v for v in validations if v["step"] == best_step), None)
+        message = end_line(result.stop_reason, steps=steps, train_seconds=train_s, eval_seconds=eval_s,
+                           budget_s=base.time_budget_s, best_step=best_step, best_metrics=best)
+        if base.verbose:
+            print(message, flush=True)
     return TrainingResult(
         history=history, validations=validations, best_step=best_step,
         best_mrr=best_mrr if best_step is not None else math.nan,
         train_seconds=train_s, eval_seconds=eval_s, other_seconds=other_s, steps=steps, epochs=epochs,
-        stop_reason=result.stop_reason, message=result.message, restored_best=restored,
+        stop_reason=result.stop_reason, message=message, restored_best=restored,
         config={**base.to_dict(), "phases": [p.to_dict() for p in phases]}, model=model, phases=summaries,
     )
 

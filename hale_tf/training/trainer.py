@@ -51,6 +51,7 @@ from hale_tf import losses as losses_lib
 from hale_tf.atomic import atomic_write_text
 from hale_tf.training import optimizers
 from hale_tf.training.config import TrainingConfig
+from hale_tf.training.progress import Progress, ProgressContext, end_line, format_metrics, phase_end_line
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 
 __all__ = ["NonFiniteError", "TrainingResult", "ValidationData", "default_strategy", "fit", "mirrored_strategy"]
@@ -344,6 +345,7 @@ def fit(
     strategy: tf.distribute.Strategy | None = None,
     resume: bool = True,
     summary_offset: tuple[int, float] = (0, 0.0),
+    progress_context: ProgressContext | None = None,
     **overrides: Any,
 ) -> TrainingResult:
     """Train ``model`` with ``loss`` on ``train_queries`` until a budget, a limit or early stopping.
@@ -366,7 +368,8 @@ def fit(
         strategy: a ``tf.distribute`` strategy (default :func:`default_strategy`). Use one strategy
             object per device set and process (see :func:`mirrored_strategy`).
         summary_offset: (steps, training seconds) added to the step and seconds axes of the TensorBoard
-            summaries, so that the phases of :func:`fit_phases` draw one curve in one log directory.
+            summaries and of the console lines, so that the phases of :func:`fit_phases` count on one axis.
+        progress_context: the phase's label and the run's budget for the console lines (``fit_phases``).
 
     Returns:
         :class:`TrainingResult`; ``result.model`` is ``model`` with the final (best, if restored) weights.
@@ -438,22 +441,13 @@ def fit(
         due = state.train_seconds + checkpoint_every_s
         state.next_checkpoint_s = due if state.next_checkpoint_s is None else min(state.next_checkpoint_s, due)
 
-    # Under a time budget the bar counts training seconds (its target is the budget); otherwise steps.
-    by_seconds = config.time_budget_s is not None
-    progbar = None
+    # A live line on a terminal, plain lines per validation elsewhere (hale_tf.training.progress).
+    context = progress_context or ProgressContext()
+    progress = None
     if config.verbose:
-        target = int(math.ceil(config.time_budget_s)) if by_seconds else max_steps
-        progbar = keras.utils.Progbar(target, unit_name="s" if by_seconds else "step",
-                                      stateful_metrics=["loss", "mrr", "step", "s"])
-
-    def progbar_update(values: list[tuple[str, float]]) -> None:
-        if by_seconds:
-            position = min(int(state.train_seconds), progbar.target)
-            values = [*values, ("step", state.step)]
-        else:
-            position = min(state.step, max_steps or state.step)
-            values = [*values, ("s", state.train_seconds)]
-        progbar.update(position, values)
+        progress = Progress(context, budget_s=config.time_budget_s, max_steps=max_steps,
+                            step_offset=step_offset, seconds_offset=seconds_offset)
+    loss_name = str(loss.get_config().get("name", type(loss).__name__))
 
     perm_epoch, batches = -1, None
     step_seconds: float | None = None  # running estimate, to size the calls
@@ -484,9 +478,12 @@ def fit(
                     tf.summary.scalar(f"validation_by_seconds/{name}", v,
                                       step=int(round(seconds_offset + state.train_seconds)))
                 _weight_histograms(train_model, step_offset + state.step)
-        if progbar is not None:
-            progbar_update([("mrr", mrr)])
-        log.info("step %d (%.1f s): validation %s", state.step, state.train_seconds, metrics)
+        if progress is not None:
+            progress.validation(state.step, state.train_seconds, metrics, best=state.best_step == state.step)
+        # The progress line already says it on the console; the log keeps it for runs without one.
+        log.log(logging.DEBUG if progress is not None else logging.INFO, "%sstep %d (%.1f s): valid %s",
+                f"{context.label}: " if context.label else "", step_offset + state.step,
+                seconds_offset + state.train_seconds, format_metrics(metrics, ("mrr", "hits@1", "hits@3", "hits@10")))
         return config.patience is not None and state.bad_validations >= config.patience
 
     def save_checkpoint() -> None:
@@ -533,10 +530,10 @@ def fit(
             if writer is not None:
                 _write_train_summaries(writer, state, stepper.term_names, values[:good], config.log_every_steps,
                                        float(rates[good - 1]) if good else _current_lr(opt),
-                                       (step_offset, seconds_offset))
+                                       (step_offset, seconds_offset), loss_name)
             state.step += good
-            if progbar is not None and good:
-                progbar_update([("loss", float(values[good - 1, 0]))])
+            if progress is not None and good:
+                progress.update(state.step, state.train_seconds, float(values[good - 1, 0]))
             state.other_seconds += time.perf_counter() - t_log
             if nonfinite is not None:
                 bad_step, tensor = nonfinite
@@ -588,8 +585,18 @@ def fit(
         steps=state.step, epochs=state.step / batches_per_epoch, stop_reason=stop_reason, message=message,
         restored_best=restored, config=config.to_dict(), model=model,
     )
-    if progbar is not None:
-        print(f"\n{message}", flush=True)
+    if progress is not None:
+        if context.label:
+            line = phase_end_line(context.label, stop_reason, steps=step_offset + state.step,
+                                  phase_seconds=state.train_seconds, last=context.last)
+        elif stop_reason in ("non_finite", "interrupted"):
+            line = message
+        else:
+            best = next((v for v in state.validations if v["step"] == state.best_step), None)
+            line = end_line(stop_reason, steps=state.step, train_seconds=state.train_seconds,
+                            eval_seconds=state.eval_seconds, budget_s=config.time_budget_s,
+                            best_step=state.best_step, best_metrics=best)
+        progress.close(line)
     if stop_reason == "non_finite" and config.raise_on_non_finite:
         raise NonFiniteError(message, step=nonfinite[0], tensor=nonfinite[1], result=result)
     return result
@@ -805,17 +812,19 @@ def _record(
 
 def _write_train_summaries(
     writer: Any, state: _RunState, term_names: list[str], values: np.ndarray, every: int, learning_rate: float,
-    offset: tuple[int, float] = (0, 0.0),
+    offset: tuple[int, float] = (0, 0.0), loss_name: str = "loss",
 ) -> None:
+    """Per-loss tags (``loss/hale``, ``hale/alignment``; ``loss/negative_sampling``): the phases of a run
+    use losses of different scales, which one shared curve would show as a cliff."""
     with writer.as_default():
         for i in range(len(values)):
             step = state.step + i
             if step % every:
                 continue
             at = offset[0] + step
-            tf.summary.scalar("train/loss", values[i, 0], step=at)
+            tf.summary.scalar(f"loss/{loss_name}", values[i, 0], step=at)
             for j, name in enumerate(term_names):
-                tf.summary.scalar(f"train/{name}", values[i, j + 1], step=at)
+                tf.summary.scalar(f"{loss_name}/{name}", values[i, j + 1], step=at)
             tf.summary.scalar("train/learning_rate", learning_rate, step=at)
             tf.summary.scalar("train/seconds", offset[1] + state.history["seconds"][step], step=at)
 

@@ -116,3 +116,30 @@ def test_invalid_arguments(tmp_path):
         export_embeddings(model, ENTITIES, RELATIONS, tmp_path, color_by="size")
     with pytest.raises(ValueError, match="entity names"):
         export_embeddings(model, ENTITIES[:-1], RELATIONS, tmp_path)
+
+
+def test_large_graphs_are_sampled_for_the_projector_and_the_picture_zooms(tmp_path):
+    model = make_model("rotH", N, R, DIM)
+    triples = random_triples(N, R, 60)
+    written = export_embeddings(model, ENTITIES, RELATIONS, tmp_path, triples=triples, max_projector_entities=12)
+    meta = read_tsv(written["entities_metadata"])
+    ids = [int(row[1]) for row in meta[1:]]
+    assert len(ids) == 12 and ids == sorted(ids) and len(set(ids)) == 12
+    assert all(row[0] == f"e{int(row[1])}" for row in meta[1:])  # names and ids stay together
+    np.testing.assert_allclose(np.loadtxt(written["entities"], delimiter="\t"),
+                               model.entities.embeddings.numpy()[ids], rtol=1e-6)
+    names = {e.tensor_name: list(e.tensor_shape) for e in projector_config(tmp_path).embeddings}
+    assert names["entities (sample of 12 of 30)"] == [12, DIM]
+    assert names["entities_poincare_ball (sample of 12 of 30)"] == [12, DIM]
+
+
+def test_picture_helpers_zoom_to_the_data_and_keep_labels_apart():
+    from hale_tf.export.embeddings import _extent, _readable_labels
+
+    points = np.array([[0.01, 0.0], [0.0105, 0.0], [-0.02, 0.01], [0.0, -0.015]])
+    extent = _extent(points)
+    assert 0.02 < extent < 0.05  # a small cloud at the centre fills the view instead of 2 % of it
+    assert _extent(np.array([[0.99, 0.0]])) == 1.05  # never more than the whole disk
+    # Entity 1 sits on entity 0: its label is skipped; the limit holds.
+    assert _readable_labels(points, np.array([0, 1, 2, 3]), 5, extent) == [0, 2, 3]
+    assert _readable_labels(points, np.array([0, 1, 2, 3]), 2, extent) == [0, 2]

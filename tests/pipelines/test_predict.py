@@ -55,7 +55,7 @@ def call(**kwargs) -> tuple[int, str, str]:
 
 def test_tail_and_head_queries_print_ranked_tables(exported):
     model, root = exported
-    code, out, err = call(model=str(root), head="alice", relation="knows", k=3)
+    code, out, err = call(model=str(root), head="alice", relation="knows", k=3, exclude_known=False)
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == "(alice, knows, ?)  top 3 tails"
     assert out.splitlines()[1].split() == ["rank", "entity", "score"]
@@ -79,18 +79,22 @@ def test_queries_file_tsv_and_json_formats(exported, tmp_path):
     queries.write_text(
         "# head<TAB>relation or one '?'\nalice\tknows\n\n?\tknows\tbob\ncarol\tworks with\t?\n"
     )
-    code, out, err = call(model=str(root), queries_file=str(queries), k=2, fmt="tsv")
+    code, out, err = call(model=str(root), queries_file=str(queries), k=2, fmt="tsv", exclude_known=False)
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0] == "query\trank\tentity\tscore"
-    assert [line.split("\t")[:3] for line in lines[1:]] == [
-        ["(alice, knows, ?)", "1", ranking(model, 0, 0, 2)[0][0]],
-        ["(alice, knows, ?)", "2", ranking(model, 0, 0, 2)[1][0]],
-        ["(?, knows, bob)", "1", ranking(model, 1, 2, 2)[0][0]],
-        ["(?, knows, bob)", "2", ranking(model, 1, 2, 2)[1][0]],
-        ["(carol, works with, ?)", "1", ranking(model, 2, 1, 2)[0][0]],
-        ["(carol, works with, ?)", "2", ranking(model, 2, 1, 2)[1][0]],
+    assert lines[0] == "head\trelation\ttail\trank\tscore\tpredicted"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert all(len(row) == 6 for row in rows)  # one value per column, names with spaces included
+    assert [row[:4] + row[5:] for row in rows] == [
+        ["alice", "knows", ranking(model, 0, 0, 2)[0][0], "1", "tail"],
+        ["alice", "knows", ranking(model, 0, 0, 2)[1][0], "2", "tail"],
+        [ranking(model, 1, 2, 2)[0][0], "knows", "bob", "1", "head"],
+        [ranking(model, 1, 2, 2)[1][0], "knows", "bob", "2", "head"],
+        ["carol", "works with", ranking(model, 2, 1, 2)[0][0], "1", "tail"],
+        ["carol", "works with", ranking(model, 2, 1, 2)[1][0], "2", "tail"],
     ]
+    np.testing.assert_allclose([float(row[4]) for row in rows[:2]], [s for _, s in ranking(model, 0, 0, 2)],
+                               rtol=1e-5)
     code, out, _ = call(model=str(root), queries_file=str(queries), k=1, fmt="json", exclude_known=True)
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["direction"] for r in records] == ["tail", "head", "tail"]
@@ -103,6 +107,8 @@ def test_queries_file_tsv_and_json_formats(exported, tmp_path):
     [
         ({"head": "zoe", "relation": "knows"}, 1, "unknown head entity 'zoe'"),
         ({"tail": "alice", "relation": "hates"}, 1, "unknown relation 'hates'"),
+        ({"head": "Alice", "relation": "know"}, 1,
+         "unknown head entity 'Alice' (did you mean 'alice'?); unknown relation 'know' (did you mean 'knows'?)"),
         ({"head": "alice", "tail": "bob", "relation": "knows"}, 2, "exactly one of --head and --tail"),
         ({"head": "alice"}, 2, "--relation is required"),
         ({"head": "alice", "relation": "knows", "k": 0}, 2, "--k must be >= 1"),
@@ -177,3 +183,25 @@ def test_flag_errors_exit_cleanly(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == f"predict: error: model directory not found: {tmp_path / 'nope'}"
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_exclude_known_is_the_default(exported):
+    """The CLI and run() leave out training facts unless asked not to (as the README's examples do)."""
+    model, root = exported
+    _, default, _ = call(model=str(root), head="alice", relation="knows", k=len(ENTITIES))
+    _, kept, _ = call(model=str(root), head="alice", relation="knows", k=len(ENTITIES), exclude_known=False)
+    assert {"bob", "carol"} & {e for e, _ in table_rows(kept)} == {"bob", "carol"}
+    assert not {"bob", "carol"} & {e for e, _ in table_rows(default)}  # alice knows bob and carol: known
+
+
+def test_model_may_be_a_pipeline_root_or_its_summary(exported, tmp_path):
+    _, root = exported
+    pipeline_root = tmp_path / "pipeline"
+    pipeline_root.mkdir()
+    (pipeline_root / "summary.json").write_text(json.dumps({"saved_model": str(root / "3")}))
+    expected = call(model=str(root), head="alice", relation="knows", k=3)
+    assert call(model=str(pipeline_root), head="alice", relation="knows", k=3) == expected
+    assert call(model=str(pipeline_root / "summary.json"), head="alice", relation="knows", k=3) == expected
+    (pipeline_root / "summary.json").write_text(json.dumps({"saved_model": None}))
+    code, out, err = call(model=str(pipeline_root), head="alice", relation="knows")
+    assert (code, out) == (1, "") and "exported no model (not blessed" in err and err.count("\n") == 1

@@ -44,8 +44,28 @@ def test_pipeline_end_to_end_on_kinship(kinship_run):
     assert summary["metrics"]["headline"]["mrr"] > 0.2  # clearly better than random (≈ 0.05 on kinship)
     assert (root / "run_config.json").exists()
     assert "saved_model:" in proc.stdout and "tensorboard --logdir" in proc.stdout
-    # TensorBoard event files under the pipeline root, live during training.
-    assert list(root.glob("Trainer/runs/*/logs/**/events.out.tfevents.*"))
+    # TensorBoard event files under the pipeline root, live during training, in a readably named run.
+    runs = [p.name for p in (root / "tensorboard").iterdir()]
+    assert len(runs) == 1 and runs[0].startswith("kinship-rotH-d32-"), runs
+    assert list(root.glob("tensorboard/*/events.out.tfevents.*"))
+    assert summary["tensorboard_run"] == str(root / "tensorboard" / runs[0])
+    assert Path(summary["poincare_disk"]).is_file() and Path(summary["projector_config"]).is_file()
+
+
+def test_console_is_quiet_and_redirected_output_has_no_redraws(kinship_run):
+    """The issue's bar: few stderr lines, no library start-up noise, plain redirected stdout."""
+    _, proc = kinship_run
+    assert len(proc.stderr.splitlines()) <= 25, proc.stderr
+    for noise in ("cudart_stub", "cuInit", "absl::InitializeLog", "Converting string literal", "apitools",
+                  "bigquery", "Traceback"):
+        assert noise not in proc.stderr, noise
+    assert not {"\r", "\b", "\x1b"} & set(proc.stdout)
+    assert len(proc.stdout.encode()) < 20_000
+    # One validation line per validation, compact metrics, the global step; the summary names the weights.
+    validations = [line for line in proc.stdout.splitlines() if line.startswith("step ")]
+    assert validations and all(" valid mrr=" in line and " h@10=" in line for line in validations)
+    assert any(line.startswith("training stopped (") for line in proc.stdout.splitlines())
+    assert "weights:      the best validation weights, step " in proc.stdout
 
 
 def test_second_run_is_cached_and_a_changed_parameter_reruns(kinship_run):
@@ -56,6 +76,7 @@ def test_second_run_is_cached_and_a_changed_parameter_reruns(kinship_run):
     second = json.loads((root / "summary.json").read_text())
     assert second["artifacts"] == first["artifacts"]
     assert "cache hit" in proc.stderr
+    assert "cached:       everything (nothing was rerun" in proc.stdout
     assert all(seconds < 5 for seconds in second["component_seconds"].values()), second["component_seconds"]
 
     proc = run_cli("--dataset=kinship", f"--pipeline_root={root}", *FAST, "--min_mrr=0.999")
