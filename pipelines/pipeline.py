@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,9 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) ->
     # --force trains anew: the Trainer then starts from scratch instead of resuming the run directory.
     model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir),
                                                          "log_dir": str(log_dir), "resume": not options.force})
+    # Published: a rerun hits the cache and --force discards checkpoints, so nothing can resume from them
+    # any more (on a YAGO-sized graph they were most of the root's bytes).
+    _drop_checkpoints(run_dir / "checkpoints")
     evaluator_cfg = config.get("evaluator", {})
     evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, {
         "split": evaluator_cfg.get("split", "test"), "thresholds": evaluator_cfg.get("thresholds", {}),
@@ -222,3 +226,13 @@ def summary_lines(summary: dict[str, Any], root: Path) -> list[str]:
     lines += [f"  metrics:      {summary['artifacts']['Evaluator']}/metrics.json",
               f"  summary:      {root / 'summary.json'}"]
     return lines
+
+
+def _drop_checkpoints(directory: Path) -> None:
+    """Remove a finished run's checkpoints; a failure only costs disk space, so it is logged, not raised."""
+    if directory.exists():
+        try:
+            shutil.rmtree(directory)
+            logger.debug("removed the finished run's checkpoints in %s", directory)
+        except OSError as err:
+            logger.warning("could not remove the finished run's checkpoints in %s: %s", directory, err)

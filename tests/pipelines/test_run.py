@@ -120,7 +120,8 @@ def test_phased_training_through_the_pipeline(kinship_run):
     assert all(p["steps"] > 0 for p in run_config["phases"])
     assert summary["training"]["stop_reason"] == "max_epochs"
     assert summary["metrics"]["headline"]["mrr"] > 0.1
-    assert list(root.glob("Trainer/runs/*/checkpoints/phase-1/ckpt-*.index"))
+    # A published Trainer's checkpoints can never be resumed (a rerun hits the cache): they are removed.
+    assert list(root.glob("Trainer/runs/*")) and not list(root.glob("Trainer/runs/*/checkpoints"))
 
 
 def test_malformed_data_names_file_and_line_and_leaves_no_artifact(tmp_path):
