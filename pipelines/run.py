@@ -8,6 +8,8 @@ Examples::
     python -m pipelines.run --dataset=fb15k-237 --runner=FlinkRunner --beam_options=--flink_master=host:8081
     python -m pipelines.run --dataset=wn18rr --set=loss.negatives=in_batch --set=training.batch_size=1000
     python -m pipelines.run --dataset=wn18rr --set='phases=[]'          # HaLE alone, no negative-sampling phase
+    python -m pipelines.run --dataset=kinship --workers=2 --negatives=all --set='phases=[]'  # 2 MWMS workers
+    python -m pipelines.run --dataset=kinship --runner=DaskRunner --beam_options=--dask_client_address=tcp://h:8786
 
 Per-dataset defaults: ``pipelines/configs/<dataset>.json``; ``--set section.key=value`` reaches any field.
 Errors (bad flags, bad data, a configuration that cannot fit in memory) print one line and exit non-zero:
@@ -61,6 +63,8 @@ flags.DEFINE_string("runner", "FnApiRunner", "Beam runner (FnApiRunner in proces
 flags.DEFINE_multi_string("beam_options", [], "extra Beam pipeline flags, passed through")
 flags.DEFINE_integer("num_workers", 1, "local Beam worker processes", lower_bound=1)
 flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "default", "multi_worker"], "tf.distribute strategy")
+flags.DEFINE_integer("workers", 1, "training worker processes on this machine: starts this command N times with "
+                     "--strategy=multi_worker and the TF_CONFIG of a loopback cluster (docs/scale.md)", lower_bound=1)
 flags.DEFINE_multi_string("synthetic", [], "synthetic graph parameter key=value (preset=yago3-10, num_entities=…)")
 flags.DEFINE_multi_string("set", [], "config override section.key=value (JSON values)")
 flags.DEFINE_bool("force", False, "rerun every component even when cached")
@@ -146,6 +150,38 @@ def _print_summary(summary: dict[str, Any], root: Path) -> None:
     print(f"  summary:      {root / 'summary.json'}")
 
 
+def _launch_workers(count: int, root: Path) -> int:
+    """Run this command as ``count`` MultiWorkerMirroredStrategy workers on loopback ports; the exit status."""
+    from hale_tf.training.multi_worker import launch_local_workers, python_command
+
+    argv, skip_value = [], False
+    for arg in sys.argv[1:]:  # drop --workers/--strategy (also as "--workers 2"): the workers get their own
+        if skip_value:
+            skip_value = False
+            continue
+        name = re.match(r"--(workers|strategy)(=|$)", arg)
+        if name is None:
+            argv.append(arg)
+        else:
+            skip_value = not name.group(2)
+    logs = root / "workers"
+    print(f"starting {count} training workers (worker 0, the chief, prints here; the others log to "
+          f"{logs}/worker-<i>.log)", flush=True)
+    return launch_local_workers(python_command("pipelines.run", [*argv, "--strategy=multi_worker"]), count,
+                                log_dir=logs)
+
+
+def _start_worker() -> None:
+    """Create the MultiWorkerMirroredStrategy now: it configures collective ops, which TensorFlow allows only
+    before its runtime starts (ExampleGen/Transform may start it; "Collective ops must be configured at
+    program startup" otherwise). A malformed TF_CONFIG is a one-line error here."""
+    from components.trainer import make_strategy
+    from hale_tf.training.multi_worker import cluster_task
+
+    cluster_task()
+    make_strategy("multi_worker")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value")
@@ -163,6 +199,8 @@ def main(argv: list[str]) -> None:
 
     root: Path | None = None
     try:
+        if FLAGS.strategy == "multi_worker" and FLAGS.workers == 1:
+            _start_worker()  # before anything else can start TensorFlow's runtime (validation does)
         config = resolve_config(FLAGS.dataset, {name: FLAGS[name].value for name in FLAGS}, FLAGS.set)
         # Everything is checked before any component runs: one line naming the flag or key, exit 2.
         config = validate_config(config, [name for name in FLAG_PATHS if FLAGS[name].present])
@@ -175,6 +213,8 @@ def main(argv: list[str]) -> None:
             beam_runner=FLAGS.runner, beam_options=list(FLAGS.beam_options), num_workers=FLAGS.num_workers,
             strategy=FLAGS.strategy, force=FLAGS.force, serving_dir=FLAGS.serving_dir,
         )
+        if FLAGS.workers > 1 and not os.environ.get("TF_CONFIG"):
+            sys.exit(_launch_workers(FLAGS.workers, root))
         summary = run_pipeline(config, options)
         assert root is not None
     except (ConfigError, HaleDataError, ComponentError) as err:
@@ -193,6 +233,9 @@ def main(argv: list[str]) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume (completed components are cached)", file=sys.stderr)
         sys.exit(130)
+    if "role" in summary:  # a non-chief worker of a multi-worker run
+        print(f"hale-tf worker finished: {summary['role']}")
+        return
     _print_summary(summary, root)
 
 
