@@ -15,6 +15,8 @@ def test_points_parse_and_bad_entries_fail_in_one_line() -> None:
     for bad in ("10000", "a:b", "1:5", "10:0"):
         with pytest.raises(SystemExit, match="--points: expected entities:triples"):
             scale.parse_points(bad)
+    with pytest.raises(SystemExit, match="'1000:1000' needs at least entities \\+ 37 triples"):
+        scale.parse_points("1000:1000")
 
 
 def test_sweep_skips_measured_points_and_respects_max_points(tmp_path: Path, monkeypatch, capsys) -> None:
