@@ -12,6 +12,8 @@ def read_requirements(name: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+DASK = ["apache-beam[dask]==2.77.0", "dask>=2024.4.2,<2027", "distributed>=2024.4.2,<2027"]
+
 setup(
     name="hale-tf",
     version="0.1.0",
@@ -26,7 +28,11 @@ setup(
     extras_require={
         # The default `tensorflow` wheel runs on CPU-only machines; this extra adds the CUDA libraries.
         "gpu": ["tensorflow[and-cuda]==2.21.0"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6"],
+        # Beam's DaskRunner (--runner=DaskRunner) on a dask.distributed cluster; tested with dask and
+        # distributed 2026.8.0 (Beam 2.77 asks for >= 2024.4.2).
+        "dask": DASK,
+        # The tests run the Transform on a local dask cluster, so CI's `pip install -e ".[test]"` needs it.
+        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", *DASK],
     },
     entry_points={"console_scripts": ["hale-tf-run=pipelines.run:entrypoint"]},
 )

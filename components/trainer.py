@@ -22,6 +22,7 @@ nothing, so the rerun resumes.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -75,19 +76,30 @@ def make_strategy(name: str):
 
     if name == "mirrored":
         return default_strategy()
-    if name == "multi_worker":  # cluster given by TF_CONFIG
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "multi_worker":  # cluster given by TF_CONFIG (hale_tf.training.multi_worker)
+        return _multi_worker_strategy()
     return tf.distribute.get_strategy()
+
+
+@functools.cache
+def _multi_worker_strategy():
+    """One MultiWorkerMirroredStrategy per process: it starts this worker's gRPC server (TF_CONFIG's port)."""
+    import tensorflow as tf
+
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, Any]) -> None:
     from hale_tf import losses, models, training
+    from hale_tf.training.multi_worker import cluster_task
 
     data = TransformedData(inputs["transformed"])
     num_entities, num_relations = data.num_entities, data.num_relations
     run_dir = Path(params["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not params["resume"] and (run_dir / "checkpoints").exists():
+    task = cluster_task() if params["strategy"] == "multi_worker" else None
+    chief = task is None or task.is_chief
+    if not params["resume"] and chief and (run_dir / "checkpoints").exists():
         # Train anew (--force): an old run's checkpoints, even its final one, must not be resumed.
         logger.info("Trainer: resume=False: discarding the checkpoints in %s", run_dir / "checkpoints")
         shutil.rmtree(run_dir / "checkpoints")
@@ -108,7 +120,7 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
     log_dir = Path(params["log_dir"]) if params["log_dir"] else run_dir / "logs"
     _write_hparams(log_dir, params, num_entities, num_relations)
     run = dict(config=config, validation=validation, strategy=strategy, checkpoint_dir=run_dir / "checkpoints",
-               log_dir=log_dir, resume=True)
+               log_dir=log_dir, resume=chief or params["resume"])  # non-chief: never a stale one
     if params["phases"]:
         result = training.fit_phases(model, loss, queries, params["phases"], **run)
     else:
@@ -126,7 +138,7 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
         "num_relations": num_relations,
         "run_dir": str(run_dir),
     })
-    if params["export_embeddings"]:
+    if params["export_embeddings"] and chief:
         from hale_tf.export import export_embeddings
 
         written = export_embeddings(trained, data.entity_vocab, data.relation_vocab, log_dir,

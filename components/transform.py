@@ -1,8 +1,9 @@
 """Transform: canonical splits -> vocabularies, id triples, query TFRecords, filter index, statistics.
 
 The work is an Apache Beam pipeline, so the same code runs in process (default, ``FnApiRunner``: no
-runner binary is downloaded), with local worker processes (``num_workers=2``) or on Flink / Spark /
-Dataflow (``beam_runner`` / ``beam_options``).
+runner binary is downloaded), with local worker processes (``num_workers=2``), on a ``dask.distributed``
+cluster (``beam_runner="DaskRunner"``, ``beam_options=["--dask_client_address=tcp://host:8786"]``) or on
+Flink / Spark / Dataflow (``beam_runner`` / ``beam_options``; docs/scale.md has the runbooks).
 
 Why the elements are *blocks*
     Python Beam pays several microseconds per element per step; one element per triple costs ~35 s per
@@ -61,7 +62,7 @@ from components.example_gen import SPLITS
 from hale_tf.data.errors import DataFormatError
 from hale_tf.data.records import RECORD_FORMAT, encode_query_block
 
-__all__ = ["TRANSFORM", "TRANSFORM_SPEC", "UNSEEN_POLICIES", "build_pipeline", "run_transform"]
+__all__ = ["TRANSFORM", "TRANSFORM_SPEC", "UNSEEN_POLICIES", "build_pipeline", "run_transform", "runner_class"]
 
 logger = logging.getLogger(__name__)
 
@@ -300,11 +301,11 @@ def _lookup(table: dict[str, int], names: list[str]) -> np.ndarray:
 class _MapToIds(beam.DoFn):
     """Map a block's names to ids; apply the unseen policy to valid/test rows.
 
-    Main output: ``(split, (chunk index, int32 [n, 3] ids))``; tagged output ``unseen``:
-    ``(split, report dict)`` for statistics.
+    Output: ``(split, chunk index, int32 [n, 3] ids, unseen report dict)``, split into the id blocks and the
+    reports by two ``Map`` steps. One output, not a tagged side output, on purpose: Beam's DaskRunner
+    (2.77) does not separate tagged outputs (they reach the main output's consumers), so a multi-output
+    ParDo would feed the unseen reports into the per-split GroupByKey there.
     """
-
-    UNSEEN = "unseen"
 
     def __init__(self, policy: str) -> None:
         self._policy = policy
@@ -361,8 +362,7 @@ class _MapToIds(beam.DoFn):
                 heads, relations, tails = ([xs[i] for i in keep] for xs in (heads, relations, tails))
                 report["dropped"] = len(bad)
         ids = np.stack([_lookup(ent, heads), _lookup(rel, relations), _lookup(ent, tails)], axis=1)
-        yield block.split, (block.index, ids.reshape(-1, 3))  # keyed for the per-split GroupByKey
-        yield beam.pvalue.TaggedOutput(self.UNSEEN, (block.split, report))
+        yield block.split, block.index, ids.reshape(-1, 3), report
 
 
 class _MergeUnseen(beam.CombineFn):
@@ -403,11 +403,15 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_vocabs(vocab: tuple[str, str], out_dir: str) -> None:
+def _write_vocabs(vocab: tuple[str, str], out_dir: str) -> tuple[str, str]:
+    """Write the vocabularies and pass them on (the statistics step reads them from here, so that every
+    output is upstream of that last step: runners that execute only what the last step needs, such as
+    Beam 2.77's DaskRunner, still write them)."""
     directory = Path(out_dir) / "vocab"
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in zip(("entities.tsv", "relations.tsv"), vocab, strict=True):
         _atomic_write_text(directory / name, text + "\n" if text else "")
+    return vocab
 
 
 def _concat_split(item: tuple[str, Iterable[tuple[int, np.ndarray]]]) -> tuple[str, np.ndarray]:
@@ -759,15 +763,16 @@ def build_pipeline(
         vocab = blocks | "AllVocab" >> beam.CombineGlobally(_VocabFn(train_only=False)).without_defaults()
     else:
         vocab = train_vocab
-    _ = vocab | "WriteVocab" >> beam.Map(_write_vocabs, out_dir)
+    vocab_written = vocab | "WriteVocab" >> beam.Map(_write_vocabs, out_dir)
     sizes = vocab | "VocabSizes" >> beam.Map(_vocab_sizes)
 
-    mapped = blocks | "MapToIds" >> beam.ParDo(
-        _MapToIds(policy), side(vocab), side(train_vocab)
-    ).with_outputs(_MapToIds.UNSEEN, main="ids")
-    id_blocks = mapped.ids
+    mapped = blocks | "MapToIds" >> beam.ParDo(_MapToIds(policy), side(vocab), side(train_vocab))
+    # Keyed by split for the per-split GroupByKey.
+    id_blocks = mapped | "IdBlocks" >> beam.Map(lambda m: (m[0], (m[1], m[2])))
     unseen = (
-        mapped[_MapToIds.UNSEEN] | "MergeUnseen" >> beam.CombineGlobally(_MergeUnseen()).without_defaults()
+        mapped
+        | "UnseenReports" >> beam.Map(lambda m: (m[0], m[3]))
+        | "MergeUnseen" >> beam.CombineGlobally(_MergeUnseen()).without_defaults()
     )
 
     # Id triples per split, in file order (the filter index is built from them after the pipeline).
@@ -798,7 +803,7 @@ def build_pipeline(
             _build_stats,
             out_dir,
             params,
-            side(vocab),
+            side(vocab_written),
             beam.pvalue.AsDict(split_sizes),
             side(unseen),
             side(query_stats),
@@ -806,8 +811,18 @@ def build_pipeline(
     )
 
 
+#: Runners Beam ships but does not know by a short name (``--runner`` then needs the class path).
+RUNNER_CLASSES = {"daskrunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
+
+def runner_class(name: str) -> str:
+    """``name`` as ``--runner`` takes it: ``DaskRunner`` (or ``dask``) becomes its class path."""
+    key = name.strip().lower()
+    return RUNNER_CLASSES.get(key, RUNNER_CLASSES.get(f"{key}runner", name))
+
+
 def _pipeline_options(params: dict[str, Any]) -> PipelineOptions:
-    flags = [f"--runner={params['beam_runner']}"]
+    flags = [f"--runner={runner_class(params['beam_runner'])}"]
     if params["num_workers"] > 1:
         flags += [f"--direct_num_workers={params['num_workers']}", "--direct_running_mode=multi_processing"]
     # User flags come last: for argparse the last occurrence wins, so they can override ours.
@@ -835,7 +850,14 @@ def run_transform(
         pipeline = beam.Pipeline(options=options)
         build_pipeline(pipeline, split_paths, out_dir, params)
         result = pipeline.run()
-        state = result.wait_until_finish()
+        try:
+            state = result.wait_until_finish()
+        finally:
+            # The DaskRunner's result holds a dask.distributed client connected to the scheduler; left open,
+            # it keeps reconnecting (and logs errors) once the cluster goes away.
+            client = getattr(result, "client", None)
+            if client is not None:
+                client.close()
         if state is not None and state != beam.runners.runner.PipelineState.DONE:
             raise ComponentError(f"Transform: Beam pipeline ended in state {state}")
     except (DataFormatError, ComponentError):

@@ -90,11 +90,29 @@ def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, 
     """
     root = Path(options.pipeline_root)
     root.mkdir(parents=True, exist_ok=True)
+    task = _worker_task(options)
+    if task is not None and not task.is_chief:
+        # A non-chief worker of a multi-worker run: its own artifacts (same fingerprints as the chief's), the
+        # chief's checkpoint directory; it trains in lockstep, then stops (the chief evaluates and exports).
+        worker_root = root / "workers" / f"worker-{task.index}"
+        worker_root.mkdir(parents=True, exist_ok=True)
+        with root_lock(worker_root, options.lock_wait_s):
+            return _run_locked(config, options, worker_root, shared_root=root, train_only=True)
     with root_lock(root, options.lock_wait_s):
         return _run_locked(config, options, root)
 
 
-def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) -> dict[str, Any]:
+def _worker_task(options: PipelineOptions) -> Any:
+    """This process's task under ``--strategy=multi_worker`` (from ``TF_CONFIG``), else None."""
+    if options.strategy != "multi_worker":
+        return None
+    from hale_tf.training.multi_worker import cluster_task
+
+    return cluster_task()
+
+
+def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path, shared_root: Path | None = None,
+                train_only: bool = False) -> dict[str, Any]:
     from components.evaluator import EVALUATOR
     from components.example_gen import EXAMPLE_GEN
     from components.pusher import PUSHER, copy_to_serving
@@ -130,15 +148,22 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path) ->
         "phases": config.get("phases") or [], "strategy": options.strategy,
     }
     # Checkpoints and logs outlive a killed run: keyed by what the Trainer's fingerprint covers.
-    run_dir = root / "Trainer" / "runs" / _run_key(transformed.fingerprint, trainer_params["model"],
+    # (Under the shared pipeline root: every worker of a multi-worker run restores the chief's checkpoints.)
+    run_dir = (shared_root or root) / "Trainer" / "runs" / _run_key(transformed.fingerprint, trainer_params["model"],
                                                    trainer_params["model_config"], trainer_params["loss"],
                                                    trainer_params["training"], trainer_params["phases"])
     log_dir = tensorboard_run_dir(root, run_dir, options.dataset, config, fresh=options.force)
     # --force trains anew: the Trainer then starts from scratch instead of resuming the run directory.
     model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir),
                                                          "log_dir": str(log_dir), "resume": not options.force})
+    if train_only:
+        summary = {"dataset": options.dataset, "role": "worker (not chief): trained; the chief evaluates and exports",
+                   "model_dir": str(model.path("model")), "component_seconds": timings}
+        write_json_atomic(root / "summary.json", summary)
+        return summary
     # Published: a rerun hits the cache and --force discards checkpoints, so nothing can resume from them
-    # any more (on a YAGO-sized graph they were most of the root's bytes).
+    # any more (on a YAGO-sized graph they were most of the root's bytes). The chief's alone: workers return
+    # above, and the chief runs this after the workers' training ended.
     _drop_checkpoints(run_dir / "checkpoints")
     evaluator_cfg = config.get("evaluator", {})
     evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, {

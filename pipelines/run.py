@@ -9,6 +9,8 @@ Examples:
   python -m pipelines.run --dataset=wn18rr --set=loss.negatives=in_batch --set=training.batch_size=1000
   python -m pipelines.run --dataset=wn18rr --set='phases=[]'     (HaLE alone, no negative-sampling phase)
   python -m pipelines.run --dataset=kinship --print_config       (the resolved configuration, as JSON)
+  python -m pipelines.run --dataset=kinship --workers=2 --negatives=all --set='phases=[]'  (2 MWMS workers)
+  python -m pipelines.run --dataset=kinship --runner=DaskRunner --beam_options=--dask_client_address=tcp://h:8786
 
 Defaults: pipelines/configs/defaults.json, then pipelines/configs/<dataset>.json (shown per flag below);
 --set section.key=value reaches any field. The console is quiet: one line per component and per
@@ -24,6 +26,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -65,6 +68,8 @@ flags.DEFINE_string("runner", "FnApiRunner", "Beam runner (FnApiRunner in proces
 flags.DEFINE_multi_string("beam_options", [], "extra Beam pipeline flags, passed through")
 flags.DEFINE_integer("num_workers", 1, "local Beam worker processes", lower_bound=1)
 flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "default", "multi_worker"], "tf.distribute strategy")
+flags.DEFINE_integer("workers", 1, "training worker processes on this machine: starts this command N times with "
+                     "--strategy=multi_worker and the TF_CONFIG of a loopback cluster (docs/scale.md)", lower_bound=1)
 flags.DEFINE_multi_string("synthetic", [], "synthetic graph parameter key=value (preset=yago3-10, num_entities=…)")
 flags.DEFINE_multi_string("set", [], "config override section.key=value (JSON values)")
 flags.DEFINE_bool("force", False, "rerun every component even when cached")
@@ -185,6 +190,38 @@ def verbosity() -> int:
     return int(FLAGS.verbosity) if FLAGS["verbosity"].present else 0
 
 
+def _launch_workers(count: int, root: Path) -> int:
+    """Run this command as ``count`` MultiWorkerMirroredStrategy workers on loopback ports; the exit status."""
+    from hale_tf.training.multi_worker import launch_local_workers, python_command
+
+    argv, skip_value = [], False
+    for arg in sys.argv[1:]:  # drop --workers/--strategy (also as "--workers 2"): the workers get their own
+        if skip_value:
+            skip_value = False
+            continue
+        name = re.match(r"--(workers|strategy)(=|$)", arg)
+        if name is None:
+            argv.append(arg)
+        else:
+            skip_value = not name.group(2)
+    logs = root / "workers"
+    print(f"starting {count} training workers (worker 0, the chief, prints here; the others log to "
+          f"{logs}/worker-<i>.log)", flush=True)
+    return launch_local_workers(python_command("pipelines.run", [*argv, "--strategy=multi_worker"]), count,
+                                log_dir=logs)
+
+
+def _start_worker() -> None:
+    """Create the MultiWorkerMirroredStrategy now: it configures collective ops, which TensorFlow allows only
+    before its runtime starts (ExampleGen/Transform may start it; "Collective ops must be configured at
+    program startup" otherwise). A malformed TF_CONFIG is a one-line error here."""
+    from components.trainer import make_strategy
+    from hale_tf.training.multi_worker import cluster_task
+
+    cluster_task()
+    make_strategy("multi_worker")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value")
@@ -199,13 +236,18 @@ def main(argv: list[str]) -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()
-        tf.constant(0)  # creates the eager context: a GPU machine logs its "Created device" lines here
+        if FLAGS.strategy != "multi_worker" or FLAGS.workers != 1:
+            # Creates the eager context: a GPU machine logs its "Created device" lines here. Not in a
+            # multi-worker process, whose strategy must configure collective ops before the runtime starts.
+            tf.constant(0)
     from components.base import ComponentError
     from hale_tf.data.errors import HaleDataError
     from pipelines.pipeline import PipelineOptions, run_pipeline, summary_lines
 
     root: Path | None = None
     try:
+        if FLAGS.strategy == "multi_worker" and FLAGS.workers == 1:
+            _start_worker()  # before anything else can start TensorFlow's runtime (validation does)
         config = resolve_config(FLAGS.dataset, {name: FLAGS[name].value for name in FLAGS}, FLAGS.set)
         # Everything is checked before any component runs: one line naming the flag or key, exit 2.
         config = validate_config(config, [name for name in FLAG_PATHS if FLAGS[name].present])
@@ -221,6 +263,8 @@ def main(argv: list[str]) -> None:
         if FLAGS.print_config:  # what run_config.json will hold, then stop
             print(json.dumps({"config": config, "options": options.__dict__}, indent=2, sort_keys=True, default=str))
             return
+        if FLAGS.workers > 1 and not os.environ.get("TF_CONFIG"):
+            sys.exit(_launch_workers(FLAGS.workers, root))
         summary = run_pipeline(config, options)
         assert root is not None
     except BrokenPipeError:  # stdout closed by its reader (| head): handled, without a traceback, by entrypoint
@@ -241,6 +285,9 @@ def main(argv: list[str]) -> None:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume (completed components are cached)", file=sys.stderr)
         sys.exit(130)
+    if "role" in summary:  # a non-chief worker of a multi-worker run
+        print(f"hale-tf worker finished: {summary['role']}")
+        return
     print("\n".join(summary_lines(summary, root)))
 
 

@@ -328,12 +328,21 @@ def check_runner(name: str) -> None:
     """``name`` is a Beam runner Beam knows (``DirectRunner``, ``flink`` …) or a dotted class path."""
     from apache_beam.options.pipeline_options import StandardOptions
 
+    from components.transform import runner_class
+
+    if runner_class(name).endswith(".DaskRunner"):
+        try:
+            import dask.distributed  # noqa: F401
+        except ImportError:
+            raise ConfigError("--runner=DaskRunner needs dask and distributed: pip install "
+                              "'apache-beam[dask]==2.77.0'") from None
+        return
     known = {n.lower() for n in StandardOptions.KNOWN_RUNNER_NAMES}
     key = name.strip().lower()
     if "." in name or key in known or f"{key}runner" in known:
         return
     raise ConfigError(f"--runner: unknown Beam runner {name!r}; "
-                      f"{_suggest(name, StandardOptions.KNOWN_RUNNER_NAMES)} "
+                      f"{_suggest(name, [*StandardOptions.KNOWN_RUNNER_NAMES, 'DaskRunner'])} "
                       f"(or the dotted path of a PipelineRunner class)")
 
 

@@ -49,7 +49,7 @@ import tensorflow as tf
 
 from hale_tf import losses as losses_lib
 from hale_tf.atomic import atomic_write_text
-from hale_tf.training import optimizers
+from hale_tf.training import multi_worker, optimizers
 from hale_tf.training.config import TrainingConfig
 from hale_tf.training.progress import Progress, ProgressContext, end_line, format_metrics, phase_end_line
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
@@ -384,6 +384,9 @@ def fit(
     loss = losses_lib.get(loss)
     strategy = strategy or default_strategy()
     replicas = strategy.num_replicas_in_sync
+    # Under MultiWorkerMirroredStrategy: this worker's task (the chief writes checkpoints, logs and config).
+    task = multi_worker.strategy_task(strategy)
+    chief = task is None or task.is_chief
     if config.batch_size % replicas:
         raise ValueError(f"batch_size {config.batch_size} is not a multiple of the {replicas} replicas")
     queries = as_train_queries(train_queries, num_entities=model.num_entities, num_relations=model.num_relations)
@@ -418,18 +421,25 @@ def fit(
     checkpoint = tf.train.Checkpoint(model=train_model, optimizer=opt, best=best_weights, state=state_text)
     if base_lr is not None:
         checkpoint.base_lr = base_lr
-    manager = None
+    manager = save_manager = save_dir = None
     state = _RunState()
     if checkpoint_dir is not None:
         ckpt_path = Path(checkpoint_dir)
         ckpt_path.mkdir(parents=True, exist_ok=True)
         manager = tf.train.CheckpointManager(checkpoint, str(ckpt_path), max_to_keep=config.keep_checkpoints)
-        if resume:
+        if resume:  # every worker restores the chief's checkpoint
             restored_state = _restore_newest_readable(checkpoint, manager, ckpt_path, state_text,
                                                       [*train_model.weights, *opt.variables])
             state = restored_state or state
-        _write_run_config(ckpt_path, config, loss, train_model)
-    writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None else None
+        if task is not None:
+            multi_worker.check_same_start(strategy, task, state.step, ckpt_path)
+        save_manager, save_dir = manager, ckpt_path
+        if not chief:  # saving is collective; a non-chief worker writes a throwaway copy
+            save_dir = multi_worker.worker_checkpoint_dir(ckpt_path, task)
+            save_manager = tf.train.CheckpointManager(checkpoint, str(save_dir), max_to_keep=1)
+        if chief:
+            _write_run_config(ckpt_path, config, loss, train_model)
+    writer = tf.summary.create_file_writer(str(log_dir)) if log_dir is not None and chief else None
     step_offset, seconds_offset = int(summary_offset[0]), float(summary_offset[1])
     if writer is not None and state.step == 0:
         with writer.as_default():
@@ -459,6 +469,9 @@ def fit(
         t0 = time.perf_counter()
         value = validation_fn(train_model)
         metrics = {"mrr": float(value)} if not isinstance(value, Mapping) else {k: float(v) for k, v in value.items()}
+        if task is not None:  # early stopping and the best weights follow the chief's numbers everywhere
+            agreed, _ = multi_worker.agree_with_chief(strategy, [metrics[k] for k in sorted(metrics)])
+            metrics = dict(zip(sorted(metrics), map(float, agreed), strict=True))
         seconds = time.perf_counter() - t0
         state.eval_seconds += seconds
         record = {"step": state.step, "epoch": state.step / batches_per_epoch, "seconds": state.train_seconds,
@@ -487,22 +500,25 @@ def fit(
         return config.patience is not None and state.bad_validations >= config.patience
 
     def save_checkpoint() -> None:
-        if manager is None:
+        if save_manager is None:
             return
         t0 = time.perf_counter()
         state_text.assign(state.to_json())
-        manager.save(checkpoint_number=state.step)
+        save_manager.save(checkpoint_number=state.step)
+        multi_worker.remove_worker_checkpoints(save_dir, task)
         state.other_seconds += time.perf_counter() - t0
 
     last_validated = state.validations[-1]["step"] if state.validations else None
     stop_signal: list[int] = []  # SIGINT/SIGTERM received: stop at the next step boundary (exact resume)
     restore_handlers = _stop_on_signals(stop_signal)
+    # With several workers only the signals they agreed on after a call count (all stop at the same step).
+    stop_now = stop_signal if task is None else []
     try:
         while True:
             stop_reason = _stop_reason(state, config, max_steps)
-            if stop_signal:
+            if stop_now:
                 stop_reason = "interrupted"
-                message = f"interrupted by signal {stop_signal[0]} at step {state.step}; checkpointed to resume"
+                message = f"interrupted by signal {stop_now[0]} at step {state.step}; checkpointed to resume"
             if stop_reason:
                 break
             epoch, position = divmod(state.step, batches_per_epoch)
@@ -520,6 +536,10 @@ def fit(
             )
             done, values, bad, rates = int(done), values.numpy(), bad.numpy(), rates.numpy()
             elapsed = time.perf_counter() - t0
+            if task is not None:  # the same clock and signals on every worker, so they decide alike
+                (elapsed,), (signalled,) = multi_worker.agree_with_chief(strategy, [elapsed], [bool(stop_signal)])
+                if signalled:
+                    stop_now.append(stop_signal[0] if stop_signal else signal.SIGTERM)
             state.train_seconds += elapsed
             if done:
                 step_seconds = elapsed / done if step_seconds is None else 0.5 * (step_seconds + elapsed / done)

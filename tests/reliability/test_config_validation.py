@@ -78,7 +78,7 @@ def test_every_shipped_config_is_valid_and_model_names_take_their_registry_spell
 def test_durations_and_runners() -> None:
     with pytest.raises(ConfigError, match="--time_budget: must be a positive, finite duration"):
         parse_duration("9" * 400)
-    for runner in ("FnApiRunner", "DirectRunner", "direct", "Flink", "my.package.CustomRunner"):
+    for runner in ("FnApiRunner", "DirectRunner", "direct", "Flink", "DaskRunner", "my.package.CustomRunner"):
         check_runner(runner)
     with pytest.raises(ConfigError, match="--runner: unknown Beam runner 'FnApiRuner'; did you mean 'FnApiRunner'"):
         check_runner("FnApiRuner")
