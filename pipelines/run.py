@@ -39,7 +39,7 @@ set_quiet_environment()  # before TensorFlow is imported anywhere
 from absl import app, flags  # noqa: E402
 
 from pipelines.config import CONFIG_DIR, FLAG_PATHS, SINGLE_RUN_FLAGS, ConfigError, load_defaults, resolve_config  # noqa: E402
-from pipelines.validate import check_runner, validate_config  # noqa: E402
+from pipelines.validate import check_multi_worker_losses, check_runner, validate_config  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -252,6 +252,8 @@ def main(argv: list[str]) -> None:
         # Everything is checked before any component runs: one line naming the flag or key, exit 2.
         config = validate_config(config, [name for name in FLAG_PATHS if FLAGS[name].present])
         check_runner(FLAGS.runner)
+        if FLAGS.strategy == "multi_worker" or FLAGS.workers > 1:
+            check_multi_worker_losses(config)
         root = Path(FLAGS.pipeline_root or Path.home() / "hale_tf_pipelines" / FLAGS.dataset).expanduser()
         _check_paths(root, FLAGS.serving_dir)
         options = PipelineOptions(

@@ -368,3 +368,22 @@ def validate_config(config: Mapping[str, Any], given_flags: Iterable[str] = ()) 
     _check_transform(label, out)
     out["evaluator"] = _check_evaluator(label, out)
     return out
+
+
+def check_multi_worker_losses(config: dict[str, Any]) -> None:
+    """Refuse, before any component runs, a loss that cannot train across worker processes.
+
+    HaLE's in-batch negatives gather every replica's answers, whose count differs per replica; between
+    processes (MultiWorkerMirroredStrategy) the collective then aborts mid-training with a shape mismatch.
+    """
+    losses = [config.get("loss") or {}, *[(p.get("loss") or {}) for p in config.get("phases") or []]]
+    for i, loss in enumerate(losses):
+        if loss.get("name", "hale") != "hale":
+            continue
+        in_batch = loss.get("negatives", "in_batch") == "in_batch" or loss.get("add_in_batch", False)
+        if in_batch and (i == 0 and not config.get("phases") or i > 0):
+            where = "loss" if i == 0 else f"phases[{i - 1}].loss"
+            raise ConfigError(
+                f"{where}: HaLE's in-batch negatives do not train across worker processes yet (their count "
+                "differs per worker); use --negatives=all or --negatives=sampled (with --set='phases=[]' when "
+                "the default phases use in-batch HaLE)")
