@@ -209,8 +209,10 @@ class HaLELoss(KGELoss):
                 f"(the model has {model.activation_name!r}); set one of the two"
             )
 
-    def _pair_logits(self, model: Any, h: tf.Tensor, r: tf.Tensor, t: tf.Tensor, inv_tau: float) -> tf.Tensor:
-        """(s(q, t) − b_h)/τ for answer pairs ``[K]``, with the loss's ψ when it has one."""
+    def _pair_logits(self, model: Any, heads: tf.Tensor, relations: tf.Tensor, rows: tf.Tensor, t: tf.Tensor,
+                     inv_tau: float) -> tf.Tensor:
+        """(s(q, t) − b_h)/τ for the answer pairs ``[K]`` (query ``rows``), with the loss's ψ when it has one."""
+        h, r = tf.gather(heads, rows), tf.gather(relations, rows)
         if self._psi is None:
             return model.score(h, r, t, with_head_bias=False) * inv_tau
         delta = model.squared_distance_pairs(model.query(h, r), model.entities(t))
@@ -244,20 +246,20 @@ class HaLELoss(KGELoss):
         # terms when λ_a = λ_u, yet its float-rounding residue would be amplified into a random walk by
         # Adam (and with λ_a ≠ λ_u it would make the loss unbounded). It is left out of every logit, so its
         # gradient is exactly zero.
-        pair_heads, pair_relations = tf.gather(heads, rows), tf.gather(relations, rows)
         answers_in_candidates = True
         fused = self.fused and (self.negatives == "all" or (self.negatives == "sampled" and not self.add_in_batch))
         if fused:
             # Positives on the K answer pairs; the log-sum-exp over all N entities (or the M shared samples)
             # from the fused kernel (filtered: the query's own answers excluded), so no [B, M] tensor exists.
-            positive = self._pair_logits(model, pair_heads, pair_relations, ids, inv_tau)
+            positive = self._pair_logits(model, heads, relations, rows, ids, inv_tau)
             candidates = None
             excluded = (rows, ids) if self.filtered else None
             if self.negatives == "sampled":
                 candidates, _ = self._candidates(batch, seed, model.num_entities)
                 answers_in_candidates = False
-                excluded = _answer_cells(rows, ids, candidates) if self.filtered else None
-                excluded = None if excluded is None else (excluded[:, 0], excluded[:, 1])
+                if self.filtered:
+                    cells = _answer_cells(rows, ids, candidates)
+                    excluded = (cells[:, 0], cells[:, 1])
             lse = model.reduce_all_entities(heads, relations, temperature=self.temperature, excluded=excluded,
                                             entity_ids=candidates, activation=self._psi)
             if self.filtered:
@@ -272,7 +274,7 @@ class HaLELoss(KGELoss):
                 positive = tf.gather_nd(logits, tf.stack([rows, columns], axis=1))
             else:
                 answers_in_candidates = False
-                positive = self._pair_logits(model, pair_heads, pair_relations, ids, inv_tau)
+                positive = self._pair_logits(model, heads, relations, rows, ids, inv_tau)
             if self.filtered:
                 cells = (tf.stack([rows, ids], axis=1) if candidates is None
                          else _answer_cells(rows, ids, candidates))
