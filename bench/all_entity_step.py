@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hale_tf.reciprocal import relation_ids
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS_DIR, environment, median, print_table, write_json  # noqa: E402
@@ -104,7 +106,7 @@ def train_rate(model_name: str, loss_config: dict[str, Any], splits: Any, querie
     from hale_tf import losses, models, training
 
     tf.keras.utils.set_random_seed(0)
-    model = models.get(model_name, num_entities=splits.num_entities, num_relations=2 * splits.num_relations,
+    model = models.get(model_name, num_entities=splits.num_entities, num_relations=relation_ids(splits.num_relations),
                        dim=32)
     loss = losses.get({**loss_config, "fused": fused})
     t0 = time.perf_counter()

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from hale_tf.reciprocal import relation_ids
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
@@ -125,7 +127,7 @@ def run_child(args: argparse.Namespace) -> dict:
     index_seconds = time.perf_counter() - t0
     del train, valid
     model = models.get(
-        args.model, num_entities=args.num_entities, num_relations=2 * args.num_relations, dim=args.dim
+        args.model, num_entities=args.num_entities, num_relations=relation_ids(args.num_relations), dim=args.dim
     )
     # Random weights of a trained-looking scale (the default 1e-3 init makes almost every score tie).
     rng = np.random.default_rng(args.seed + 1)

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hale_tf.reciprocal import relation_ids
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
@@ -115,7 +117,7 @@ def measure_point(entities: int, triples: int, args: argparse.Namespace) -> dict
     row["entities_in_vocab"] = n
     queries = _load_queries(data, n, 2 * r)
     tf.keras.utils.set_random_seed(0)
-    model = models.get("rotH", num_entities=n, num_relations=2 * r, dim=args.dim)
+    model = models.get("rotH", num_entities=n, num_relations=relation_ids(r), dim=args.dim)
     loss = losses.get("negative_sampling", num_negatives=50)
     # The budget counts the first call's tracing too (tens of seconds on a busy machine); steps/s is taken
     # from the calls after it, over about --train_seconds.

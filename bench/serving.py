@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from hale_tf import models  # noqa: E402
 from hale_tf.export import export_saved_model  # noqa: E402
+from hale_tf.reciprocal import relation_ids
 
 YAGO3_10 = {"entities": 123_182, "relations": 37, "train": 1_079_040}
 
@@ -96,7 +97,7 @@ def bare_baseline(table: np.ndarray, k: int) -> Callable[[tf.Tensor], object]:
 
 
 def random_model(name: str, args: argparse.Namespace, rng: np.random.Generator) -> object:
-    model = models.get(name, num_entities=args.entities, num_relations=2 * args.relations, dim=args.dim)
+    model = models.get(name, num_entities=args.entities, num_relations=relation_ids(args.relations), dim=args.dim)
     # Random weights at a trained-like spread (the default init is ~1e-3, close to the origin).
     for var in model.weights:
         if "curvature" not in var.path:

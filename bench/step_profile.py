@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hale_tf.reciprocal import relation_ids
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS_DIR, environment, median, print_table, write_json  # noqa: E402
@@ -108,7 +110,7 @@ def profile_phase(model_name: str, splits: Any, phase: dict[str, Any], training_
     queries = TrainQueries.from_triples(splits.triples["train"], num_relations=r, num_entities=n)
     settings = {**training_fields, **phase.get("training", {})}
     config = TrainingConfig.from_dict({k: v for k, v in settings.items() if k in TrainingConfig.__dataclass_fields__})
-    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=32)
+    model = models.get(model_name, num_entities=n, num_relations=relation_ids(r), dim=32)
     loss = losses.get(phase["loss"])
     loss.prepare(num_entities=n, answer_counts=queries.answer_counts())
     sampler = BatchSampler(queries, loss.batch_unit)

@@ -52,6 +52,7 @@ import tensorflow as tf  # noqa: E402
 
 from hale_tf import data, models, training  # noqa: E402
 from hale_tf.evaluation import FilterIndex, evaluate  # noqa: E402
+from hale_tf.reciprocal import relation_ids
 
 # One dict per method: loss (registry config), model (extra model config), optimiser and batch.
 METHODS: dict[str, dict[str, Any]] = {
@@ -174,7 +175,7 @@ def run_one(args: argparse.Namespace, ids: dict[str, np.ndarray], n: int, r: int
     phases = [{"until": end, "loss": copy.deepcopy(part["loss"]), "training": phase_training(part)}
               for part, end in parts]
     tf.keras.utils.set_random_seed(args.seed)
-    model = models.get(model_name, num_entities=n, num_relations=2 * r, dim=args.dim, **parts[0][0]["model"])
+    model = models.get(model_name, num_entities=n, num_relations=relation_ids(r), dim=args.dim, **parts[0][0]["model"])
     eval_options = {"memory_budget": args.eval_memory}
     config = training.TrainingConfig(
         time_budget_s=args.budget, max_steps=args.max_steps, validate_every_s=args.eval_every,

@@ -25,6 +25,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from hale_tf.registry import Registry
+
 MAX_EXP_ARG = 20.0
 
 __all__ = ["Activation", "available", "get"]
@@ -158,28 +160,22 @@ class SaturatingActivation(BoundedActivation):
         return tf.constant(self.beta, delta.dtype) * (1.0 - th * th)
 
 
-_REGISTRY: dict[str, Callable[..., Activation]] = {
-    "identity": Activation,
-    "power": PowerActivation,
-    "exp": ExpActivation,
-    "a_lin": ClippedLinearActivation,
-    "a_non": SaturatingActivation,
-}
+#: Every activation by name (``identity`` when none is given).
+ACTIVATIONS: Registry[Callable[..., Activation]] = Registry("activation")
+ACTIVATIONS.register("identity", Activation)
+ACTIVATIONS.register("power", PowerActivation)
+ACTIVATIONS.register("exp", ExpActivation)
+ACTIVATIONS.register("a_lin", ClippedLinearActivation)
+ACTIVATIONS.register("a_non", SaturatingActivation)
 
 
 def available() -> list[str]:
     """Names accepted by :func:`get`."""
-    return sorted(_REGISTRY)
+    return ACTIVATIONS.available()
 
 
 def get(name: str | Activation | None = "identity", **params: Any) -> Activation:
     """Return the activation called ``name`` built with ``params`` (an Activation passes through)."""
     if isinstance(name, Activation):
         return name
-    key = (name or "identity").lower()
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown activation {name!r}; available: {', '.join(available())}")
-    try:
-        return _REGISTRY[key](**params)
-    except TypeError as err:
-        raise ValueError(f"bad parameters for activation {name!r}: {err}") from None
+    return ACTIVATIONS.build(name or "identity", **params)

@@ -25,12 +25,23 @@ def _configure_logical_cpus() -> None:
         tf.config.set_logical_device_configuration(
             cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
         )
-    except RuntimeError:
-        # Already initialised (e.g. a test imported TF and ran ops first); strategy tests skip then.
-        pass
+    except RuntimeError as err:
+        # Only possible if something initialised TensorFlow before this conftest: the two-replica tests
+        # would then test nothing, so stop here rather than let them skip silently.
+        raise RuntimeError(f"tests/conftest.py could not split the CPU into 2 logical devices: {err}") from err
 
 
 _configure_logical_cpus()
+
+
+@pytest.fixture(scope="session")
+def two_cpus() -> tuple[str, str]:
+    """Names of the two logical CPU devices that MirroredStrategy tests run their replicas on."""
+    import tensorflow as tf
+
+    cpus = tf.config.list_logical_devices("CPU")
+    assert len(cpus) >= 2, f"tests/conftest.py configures 2 logical CPU devices, found {cpus}"
+    return cpus[0].name, cpus[1].name
 
 
 @pytest.fixture(scope="session")

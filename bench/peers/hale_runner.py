@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 import numpy as np  # noqa: E402
 import peers_common as common  # noqa: E402
 
+from hale_tf.reciprocal import relation_ids
+
 TIE_RULES = ("pessimistic", "realistic", "optimistic")
 
 
@@ -69,7 +71,7 @@ def run_train(spec: dict[str, Any]) -> dict[str, Any]:
     filter_index = FilterIndex.from_triples({k: splits[k] for k in ("train", "valid", "test")},
                                             num_relations=r, num_entities=n)
     queries = training.TrainQueries.from_triples(splits["train"], num_relations=r, num_entities=n)
-    model = models.get(cfg["model"], num_entities=n, num_relations=2 * r, **(cfg.get("model_kwargs") or {}))
+    model = models.get(cfg["model"], num_entities=n, num_relations=relation_ids(r), **(cfg.get("model_kwargs") or {}))
     from pipelines.config import training_recipe
 
     recipe = training_recipe(spec["dataset"])
@@ -133,7 +135,9 @@ def run_evalbench(spec: dict[str, Any]) -> dict[str, Any]:
                                             num_relations=r, num_entities=n)
     rows = []
     for entry in spec["models"]:
-        model = models.get(entry["model"], num_entities=n, num_relations=2 * r, **(entry.get("model_kwargs") or {}))
+        model = models.get(
+            entry["model"], num_entities=n, num_relations=relation_ids(r), **(entry.get("model_kwargs") or {})
+        )
         times, res = [], None
         for _ in range(int(spec.get("repeats", 2))):
             t0 = time.perf_counter()

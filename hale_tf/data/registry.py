@@ -13,10 +13,10 @@ verified against the published statistics). What is known about integrity is rec
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from hale_tf.data.errors import UnknownDatasetError
+from hale_tf.registry import Registry, normalize_name
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 
@@ -127,11 +127,17 @@ def _codex(name: str, blobs: tuple[str, str, str], counts, mirror: dict[str, str
     )
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
+#: The named datasets (the generated ``synthetic`` is not an entry: its info depends on parameters).
+DATASETS: Registry[DatasetInfo] = Registry(
+    "dataset",
+    error=UnknownDatasetError,
+    hint=", synthetic (or pass --data_dir with train/valid/test files)",
+    sort=False,  # listed in the order below, smallest to largest within each source
+)
 
 
 def _add(info: DatasetInfo) -> None:
-    _REGISTRY[info.name] = info
+    DATASETS.register(info.name, info)
 
 
 _add(
@@ -279,32 +285,31 @@ SYNTHETIC = "synthetic"
 
 
 def canonical_name(name: str) -> str:
-    """Normalise a user-typed name (``"WN18RR"``, ``"fb15k_237"``) to its registry spelling."""
+    """The registry spelling of a user-typed name (``"WN18RR"``, ``"fb15k_237"`` → ``"fb15k-237"``).
+
+    Names that are not registered (a ``--data_dir`` dataset) are lower-cased with ``_`` read as ``-``.
+    """
+    if normalize_name(name) == SYNTHETIC:
+        return SYNTHETIC
+    if name in DATASETS:
+        return DATASETS.canonical(name)
     return str(name).strip().lower().replace("_", "-")
 
 
 def available() -> list[str]:
     """Names accepted by :func:`get_info` and ``resolve_dataset``, the generated ``synthetic`` last."""
-    return [*_REGISTRY, SYNTHETIC]
+    return [*DATASETS.available(), SYNTHETIC]
 
 
 def get_info(name: str) -> DatasetInfo:
-    """The registry entry for ``name`` (case and ``_``/``-`` insensitive).
+    """The registry entry for ``name`` (case, ``-`` and ``_`` insensitive).
 
     ``"synthetic"`` returns the entry for the default generator parameters (see
     :func:`hale_tf.data.synthetic.synthetic_info` for other sizes). Unknown names raise
     :class:`UnknownDatasetError` listing the available ones.
     """
-    key = canonical_name(name)
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if key == SYNTHETIC:
+    if normalize_name(name) == SYNTHETIC:
         from hale_tf.data.synthetic import synthetic_info  # late import: synthetic imports this module
 
         return synthetic_info()
-    close = difflib.get_close_matches(key, available(), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise UnknownDatasetError(
-        f"unknown dataset {name!r}{hint}; available: {', '.join(available())} "
-        "(or pass --data_dir with train/valid/test files)"
-    )
+    return DATASETS.entry(name)

@@ -36,6 +36,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import tensorflow as tf
 
+from hale_tf.reciprocal import inverse, relation_ids
+
 from .filter_index import FilterIndex, validate_triples
 from .memory import (
     DEFAULT_BYTES_PER_SCORE,
@@ -97,7 +99,7 @@ def build_queries(
         if side == "tail":
             qh, qr, qt = h, r, t
         else:
-            qh, qr, qt = t, r + num_relations, h
+            qh, qr, qt = t, inverse(r, num_relations), h
         parts["head"].append(qh)
         parts["relation"].append(qr)
         parts["target"].append(qt)
@@ -355,11 +357,11 @@ def evaluate(
     if n_ent <= 0:
         raise ValueError(f"scorer.num_entities must be positive; got {n_ent}")
     scorer_rels = getattr(scorer, "num_relations", None)
-    needed = 2 * num_relations if "head" in sides else num_relations
+    needed = relation_ids(num_relations) if "head" in sides else num_relations
     if isinstance(scorer_rels, (int, np.integer)) and scorer_rels < needed:
         raise ValueError(
             f"scorer has {scorer_rels} relation ids but head queries need the reciprocal ids r + R: build the "
-            f"model with num_relations=2*{num_relations}={2 * num_relations}"
+            f"model with num_relations=relation_ids({num_relations})={relation_ids(num_relations)}"
         )
     if relation_names is not None and len(relation_names) != num_relations:
         raise ValueError(f"relation_names has {len(relation_names)} names for {num_relations} relations")

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hale_tf.atomic import atomic_open
+from hale_tf.reciprocal import both_directions, relation_ids
 
 __all__ = ["FilterIndex", "FILTER_INDEX_FILENAME", "validate_triples"]
 
@@ -125,10 +126,9 @@ class FilterIndex:
         allt = np.concatenate(checked, axis=0) if checked else np.zeros((0, 3), np.int64)
         if num_entities is None:
             num_entities = int(allt[:, [0, 2]].max()) + 1 if len(allt) else 0
-        r2 = 2 * num_relations
-        h, r, t = allt[:, 0], allt[:, 1], allt[:, 2]
-        qkey = np.concatenate([h * r2 + r, t * r2 + (r + num_relations)])
-        ans = np.concatenate([t, h])
+        r2 = relation_ids(num_relations)
+        both = both_directions(allt, num_relations)
+        qkey, ans = both[:, 0] * r2 + both[:, 1], both[:, 2]
         # De-duplicate (key, answer) pairs and sort them by key, then answer.  A single int64 code is
         # faster than lexsort; it is exact while K_max · N < 2^63.
         if num_entities == 0 or (num_entities * r2) < (np.iinfo(np.int64).max // max(num_entities, 1)):
@@ -166,7 +166,7 @@ class FilterIndex:
 
     def query_keys(self, heads: np.ndarray, relations: np.ndarray) -> np.ndarray:
         """Keys ``h · 2R + r'`` for query heads and (doubled) relation ids."""
-        return np.asarray(heads, np.int64) * (2 * self.num_relations) + np.asarray(relations, np.int64)
+        return np.asarray(heads, np.int64) * relation_ids(self.num_relations) + np.asarray(relations, np.int64)
 
     def spans(self, heads: np.ndarray, relations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(start, count)`` of each query's answers in :attr:`answers` (count 0 when unknown)."""

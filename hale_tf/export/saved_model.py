@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 import hale_tf
+from hale_tf.reciprocal import inverse, relation_ids
 
 __all__ = [
     "EXPORT_FORMAT_VERSION",
@@ -93,7 +94,7 @@ def known_triple_keys(triples: np.ndarray, num_entities: int, num_base_relations
     Returns:
         int64 array of at most ``2M`` keys, sorted ascending: the index ``exclude_known`` searches.
     """
-    n, r2 = int(num_entities), 2 * int(num_base_relations)
+    n, r2 = int(num_entities), relation_ids(num_base_relations)
     if r2 * n * n >= 2**63:
         raise ValueError(f"keys (h·2R + r)·N + t overflow int64 for N={n}, 2R={r2}")
     triples = np.asarray(triples)
@@ -106,10 +107,10 @@ def known_triple_keys(triples: np.ndarray, num_entities: int, num_base_relations
     h, r, t = (triples[:, i].astype(np.int64) for i in range(3))
     if h.min() < 0 or t.min() < 0 or max(h.max(), t.max()) >= n:
         raise ValueError(f"known_triples has entity ids outside [0, {n})")
-    if r.min() < 0 or r.max() >= r2 // 2:
-        raise ValueError(f"known_triples has relation ids outside [0, {r2 // 2}) (base relations only)")
+    if r.min() < 0 or r.max() >= num_base_relations:
+        raise ValueError(f"known_triples has relation ids outside [0, {num_base_relations}) (base relations only)")
     forward = (h * r2 + r) * n + t
-    backward = (t * r2 + (r + r2 // 2)) * n + h
+    backward = (t * r2 + inverse(r, num_base_relations)) * n + h
     return np.unique(np.concatenate([forward, backward]))
 
 
@@ -200,7 +201,7 @@ class _ServingModule(tf.Module):
     def _mask_known(self, scores: tf.Tensor, h: tf.Tensor, r: tf.Tensor) -> tf.Tensor:
         """Set the scores of known tails of each query (h, r) to −inf."""
         n = tf.constant(self._num_entities, tf.int64)
-        base = (tf.cast(h, tf.int64) * (2 * self._num_base_relations) + tf.cast(r, tf.int64)) * n
+        base = (tf.cast(h, tf.int64) * relation_ids(self._num_base_relations) + tf.cast(r, tf.int64)) * n
         keys = tf.convert_to_tensor(self.known_keys)
         # All keys of query (h, r) lie in [base, base + N): two binary searches give the range.
         lo = tf.searchsorted(keys, base, side="left", out_type=tf.int64)
@@ -289,7 +290,7 @@ class _ServingModule(tf.Module):
         tail, relation = _same_length(tail=tail, relation=relation)
         t, r = self._entity_ids(tail), self._relation_ids(relation)
         found = (t >= 0) & (r >= 0)
-        return self._topk(t, r + self._num_base_relations, found, k, exclude_known)
+        return self._topk(t, inverse(r, self._num_base_relations), found, k, exclude_known)
 
     @tf.function(
         autograph=False,

@@ -23,6 +23,8 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from hale_tf.registry import Registry
+
 __all__ = ["KGELoss", "LossOutput", "QueryBatch", "available", "get", "register"]
 
 # Stand-in for −∞ in masked logits: finite, so a fully masked row gives a finite log-sum-exp and zero
@@ -126,29 +128,18 @@ def _check_unit(unit: str) -> str:
 
 
 # -- registry -----------------------------------------------------------------------------------------
-_LOSSES: dict[str, Callable[..., KGELoss]] = {}
-
-
-def _key(name: str) -> str:
-    return name.lower().replace("-", "_")
+#: Every registered loss (a class or a function returning a loss).
+LOSSES: Registry[Callable[..., KGELoss]] = Registry("loss")
 
 
 def register(name: str, factory: Callable[..., KGELoss] | None = None) -> Any:
     """Register ``factory`` (a class or a function returning a loss) under ``name``; usable as decorator."""
-
-    def decorate(f: Callable[..., KGELoss]) -> Callable[..., KGELoss]:
-        key = _key(name)
-        if key in _LOSSES:
-            raise ValueError(f"loss name {name!r} is already registered")
-        _LOSSES[key] = f
-        return f
-
-    return decorate(factory) if factory is not None else decorate
+    return LOSSES.register(name, factory)
 
 
 def available() -> list[str]:
     """Names accepted by :func:`get`."""
-    return sorted(_LOSSES)
+    return LOSSES.available()
 
 
 def get(name: str | Mapping[str, Any] | KGELoss, **config: Any) -> KGELoss:
@@ -163,13 +154,7 @@ def get(name: str | Mapping[str, Any] | KGELoss, **config: Any) -> KGELoss:
     if isinstance(name, Mapping):
         config = {**{k: v for k, v in name.items() if k != "name"}, **config}
         name = name["name"]
-    key = _key(str(name))
-    if key not in _LOSSES:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(available())}")
-    try:
-        return _LOSSES[key](**config)
-    except TypeError as err:
-        raise ValueError(f"bad parameters for loss {name!r}: {err}") from None
+    return LOSSES.build(str(name), **config)
 
 
 # -- helpers shared by the losses -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""One registry for the model family: ``get("rotH", num_entities=…, num_relations=…)``, ``available()``."""
+"""The model family's registry: ``get("rotH", num_entities=…, num_relations=…)``, ``available()``."""
 
 from __future__ import annotations
 
@@ -7,25 +7,21 @@ from typing import Any, TypeVar
 
 import keras
 
-__all__ = ["available", "get", "get_class", "register"]
+from hale_tf.registry import Registry
 
-_MODELS: dict[str, type] = {}
+__all__ = ["MODELS", "available", "get", "get_class", "register"]
+
+#: Every registered model class (case, ``-`` and ``_`` insensitive: ``roth`` is ``rotH``).
+MODELS: Registry[type] = Registry("model")
 T = TypeVar("T", bound=type)
 
 
-def _key(name: str) -> str:
-    return name.lower().replace("_", "").replace("-", "")
-
-
 def register(name: str) -> Callable[[T], T]:
-    """Class decorator: register a model under ``name`` (case-insensitive) and for Keras serialisation."""
+    """Class decorator: register a model under ``name`` and for Keras serialisation."""
 
     def decorate(cls: T) -> T:
-        key = _key(name)
-        if key in _MODELS:
-            raise ValueError(f"model name {name!r} is already registered to {_MODELS[key].__name__}")
         cls.registry_name = name
-        _MODELS[key] = keras.saving.register_keras_serializable(package="hale_tf")(cls)
+        MODELS.register(name, keras.saving.register_keras_serializable(package="hale_tf")(cls))
         return cls
 
     return decorate
@@ -33,16 +29,14 @@ def register(name: str) -> Callable[[T], T]:
 
 def available() -> list[str]:
     """Registered model names, in their canonical spelling (e.g. ``rotH``)."""
-    return sorted((cls.registry_name for cls in _MODELS.values()), key=str.lower)
+    return MODELS.available()
 
 
 def get_class(name: str) -> type:
-    try:
-        return _MODELS[_key(name)]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}") from None
+    """The class registered as ``name``."""
+    return MODELS.entry(name)
 
 
 def get(model: str, /, **config: Any) -> Any:
     """Build the model registered as ``model`` with ``config`` (the keys of its ``get_config``)."""
-    return get_class(model)(**config)
+    return MODELS.build(model, **config)

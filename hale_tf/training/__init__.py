@@ -6,7 +6,7 @@ Typical use::
     from hale_tf import losses, models, training
 
     queries = training.TrainQueries.from_triples(train_ids, num_relations=R)
-    model = models.get("rotH", num_entities=N, num_relations=2 * R, dim=32)
+    model = models.get("rotH", num_entities=N, num_relations=relation_ids(R), dim=32)
     result = training.fit(model, losses.get("hale"), queries, batch_size=500, time_budget_s=600,
                           validation=training.ValidationData(valid_ids, filter_index),
                           validate_every_s=60, patience=5, checkpoint_dir="run/ckpt", log_dir="run/logs")

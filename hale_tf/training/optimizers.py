@@ -26,6 +26,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from hale_tf.registry import Registry
+
 __all__ = ["FusedAdam", "FusedAdamW", "LazyAdam", "get"]
 
 
@@ -131,20 +133,22 @@ class LazyAdam(keras.optimizers.Adam):
 
 
 #: Ours by name. ``adam`` and ``adamw`` are the fused versions of Keras' own (same formula and slots; a
-#: Keras instance passed to the trainer is used as it is).
-OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
-    "adam": FusedAdam, "adamw": FusedAdamW, "fused_adam": FusedAdam, "fused_adamw": FusedAdamW,
-    "lazy_adam": LazyAdam,
-}
+#: Keras instance passed to the trainer is used as it is). Other names go to Keras (``adagrad``, ``sgd``…).
+OPTIMIZERS: Registry[type[keras.optimizers.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.register("adam", FusedAdam, aliases=("fused_adam",))
+OPTIMIZERS.register("adamw", FusedAdamW, aliases=("fused_adamw",))
+OPTIMIZERS.register("lazy_adam", LazyAdam)
 
 
 def get(name: str, learning_rate: float, **params: Any) -> keras.optimizers.Optimizer:
     """An optimiser by name: ours (``adam``/``adamw`` fused, ``lazy_adam``) or any Keras optimiser
     (``adagrad``, ``sgd``, …)."""
-    key = name.lower()
-    if key in OPTIMIZERS:
-        return OPTIMIZERS[key](learning_rate=learning_rate, **params)
+    if name in OPTIMIZERS:
+        return OPTIMIZERS.build(name, learning_rate=learning_rate, **params)
     try:
         return keras.optimizers.get({"class_name": name, "config": {"learning_rate": learning_rate, **params}})
     except ValueError as error:
-        raise ValueError(f"unknown optimizer {name!r}: use 'lazy_adam' or a Keras optimizer name ({error})") from None
+        raise ValueError(
+            f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS.available())} "
+            f"or a Keras optimizer name ({error})"
+        ) from None

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from hale_tf import models
+from hale_tf.reciprocal import relation_ids
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def make_model(
     """
     extra = {"dtype": dtype} if dtype else {}
     model = models.get(
-        name, num_entities=num_entities, num_relations=2 * num_base_relations, dim=dim, **extra
+        name, num_entities=num_entities, num_relations=relation_ids(num_base_relations), dim=dim, **extra
     )
     rng = np.random.default_rng(seed)
     for var in model.weights:

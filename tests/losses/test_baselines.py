@@ -47,9 +47,23 @@ def test_self_adversarial_weights() -> None:
     expected = -0.5 * (_log_sigmoid(pos) + (w * _log_sigmoid(-neg)).sum(1))
     np.testing.assert_allclose(out.per_example.numpy(), expected, rtol=1e-5)
     # The weights carry no gradient (RotatE): the gradient equals that of the loss with w held fixed.
+    variables = model.trainable_variables
     with tf.GradientTape() as tape:
         value = loss(model, losses.QueryBatch.from_triples(TRIPLES), seed=seed).loss
-    assert all(g is not None for g in tape.gradient(value, model.trainable_variables))
+    got = tape.gradient(value, variables)
+    negatives = tf.constant(_negatives(k, seed))
+    with tf.GradientTape() as tape:
+        pos_t = model.score(TRIPLES[:, 0], TRIPLES[:, 1], TRIPLES[:, 2]) + margin
+        neg_t = model.score_candidates(TRIPLES[:, 0], TRIPLES[:, 1], negatives) + margin
+        fixed_w = tf.constant(w, neg_t.dtype)
+        held = tf.reduce_mean(-0.5 * (tf.math.log_sigmoid(pos_t)
+                                      + tf.reduce_sum(fixed_w * tf.math.log_sigmoid(-neg_t), axis=1)))
+    want = tape.gradient(held, variables)
+    np.testing.assert_allclose(value.numpy(), held.numpy(), rtol=1e-5)
+    for variable, g, expected_g in zip(variables, got, want, strict=True):
+        assert g is not None and expected_g is not None, variable.path
+        np.testing.assert_allclose(tf.convert_to_tensor(g).numpy(), tf.convert_to_tensor(expected_g).numpy(),
+                                   rtol=1e-4, atol=1e-7, err_msg=variable.path)
 
 
 def test_bce_one_vs_all_multi_hot() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from hale_tf import losses, models, training
@@ -26,12 +25,9 @@ def _pad(batch: losses.QueryBatch) -> tuple[tf.Tensor, ...]:
     return batch.heads, batch.relations, pad(batch.answer_rows), pad(batch.answer_ids), tf.size(batch.answer_ids)
 
 
-def test_in_batch_negatives_two_replicas_equal_one() -> None:
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs 2 logical CPU devices (configured in tests/conftest.py)")
+def test_in_batch_negatives_two_replicas_equal_one(two_cpus: tuple[str, str]) -> None:
     # The process-wide strategy object: a second MirroredStrategy on the same devices would collide.
-    strategy = training.mirrored_strategy((cpus[0].name, cpus[1].name))
+    strategy = training.mirrored_strategy(two_cpus)
     with strategy.scope():
         tf.keras.utils.set_random_seed(0)
         # A Euclidean model keeps the two-replica graph small (tracing it dominates this test's time);

@@ -191,11 +191,8 @@ def _model(seed: int = 0) -> models.KGEModel:
 QUICK = dict(batch_size=32, learning_rate=0.01, verbose=0)
 
 
-def test_two_replicas_train_like_one() -> None:
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs 2 logical CPU devices (configured in tests/conftest.py)")
-    strategy = training.mirrored_strategy((cpus[0].name, cpus[1].name))  # shared with the other 2-replica tests
+def test_two_replicas_train_like_one(two_cpus: tuple[str, str]) -> None:
+    strategy = training.mirrored_strategy(two_cpus)  # shared with the other 2-replica tests
     loss = losses.HaLELoss("all", temperature=0.5)
     kw = {**QUICK, "max_steps": 4, "steps_per_call": 2}
     one = training.fit(_model(), loss, _triples(), strategy=tf.distribute.get_strategy(), **kw)

@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 
 from hale_tf import losses, models, training
+from hale_tf.reciprocal import relation_ids
 from hale_tf.training.trainer import _checkpoint_period
 from tests.reliability.helpers import ROOT, cli_env, run_cli
 
@@ -33,7 +34,7 @@ def _triples() -> np.ndarray:
 
 def _model(seed: int = 0) -> models.KGEModel:
     tf.keras.utils.set_random_seed(seed)
-    return models.get("rotE", num_entities=N, num_relations=2 * R, dim=8, init_scale=0.1)
+    return models.get("rotE", num_entities=N, num_relations=relation_ids(R), dim=8, init_scale=0.1)
 
 
 def _steps(directory: Path) -> list[int]:

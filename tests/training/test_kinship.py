@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import tensorflow as tf
 
 from hale_tf import data, losses, models, training
 from hale_tf.evaluation import FilterIndex
+from hale_tf.reciprocal import relation_ids
 
 
 def test_kinship_short_training_reaches_nontrivial_mrr(shared_datasets: Path) -> None:
@@ -17,9 +17,8 @@ def test_kinship_short_training_reaches_nontrivial_mrr(shared_datasets: Path) ->
     ids, n, r = splits.triples, splits.num_entities, splits.num_relations
     index = FilterIndex.from_triples(ids, num_relations=r, num_entities=n)
     tf.keras.utils.set_random_seed(0)
-    model = models.get("rotH", num_entities=n, num_relations=2 * r, dim=32)
+    model = models.get("rotH", num_entities=n, num_relations=relation_ids(r), dim=32)
     random_mrr = np.mean(1.0 / np.arange(1, n + 1))  # ≈ 0.05 for 104 entities
-    start = time.perf_counter()
     # 200 steps (not a time budget) so the floor does not depend on how loaded the machine is.
     result = training.fit(
         model, losses.HaLELoss("all", temperature=1.0), ids["train"], batch_size=256, learning_rate=0.01,
@@ -27,8 +26,6 @@ def test_kinship_short_training_reaches_nontrivial_mrr(shared_datasets: Path) ->
         validation=training.ValidationData(ids["valid"], index, options={"jit_compile": False}),
         validate_every_steps=100, verbose=0,
     )
-    wall = time.perf_counter() - start
-    # Measured: valid MRR 0.66-0.67 after 200 steps (~12 s on 2 busy cores); the floor leaves room.
+    # Measured: valid MRR 0.66-0.67 after 200 steps; the floor leaves room.
     assert result.best_mrr > 0.5 > 5 * random_mrr, result.validations
-    assert [v["step"] for v in result.validations] == [100, 200]
-    assert wall < 60.0
+    assert [v["step"] for v in result.validations] == [100, 200] and result.steps == 200

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hale_tf.reciprocal import relation_ids
 from hale_tf.training import multi_worker
 
 N, R, STEPS = 60, 3, 6
@@ -40,7 +41,7 @@ def _model(strategy, seed: int = 0):
 
     tf.keras.utils.set_random_seed(seed)
     with strategy.scope():
-        return models.get("rotE", num_entities=N, num_relations=2 * R, dim=8, init_scale=0.1)
+        return models.get("rotE", num_entities=N, num_relations=relation_ids(R), dim=8, init_scale=0.1)
 
 
 def _worker(out_dir: Path) -> None:
@@ -74,14 +75,11 @@ def test_tf_config_of_a_local_cluster() -> None:
 
 
 @pytest.mark.slow
-def test_two_worker_processes_compute_what_two_local_replicas_compute(tmp_path: Path) -> None:
-    import tensorflow as tf
-
+def test_two_worker_processes_compute_what_two_local_replicas_compute(
+    tmp_path: Path, two_cpus: tuple[str, str]
+) -> None:
     from hale_tf import training
 
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs 2 logical CPU devices (configured in tests/conftest.py)")
     root = str(Path(__file__).resolve().parents[2])
     env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p),
            "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -89,7 +87,7 @@ def test_two_worker_processes_compute_what_two_local_replicas_compute(tmp_path: 
     status = multi_worker.launch_local_workers(command, 2, env=env, log_dir=tmp_path / "logs")
     assert status == 0, (tmp_path / "logs" / "worker-1.log").read_text(errors="replace")[-3000:]
 
-    strategy = training.mirrored_strategy((cpus[0].name, cpus[1].name))  # shared with the other 2-replica tests
+    strategy = training.mirrored_strategy(two_cpus)  # shared with the other 2-replica tests
     local = training.fit(_model(strategy), _loss(), _triples(), strategy=strategy, max_steps=STEPS, **TRAIN)
     expected = local.model.get_weights()
     chief, other = (np.load(tmp_path / f"worker-{i}.npz") for i in (0, 1))

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from hale_tf import losses, models, training
+from hale_tf.reciprocal import relation_ids
 
 N, R = 60, 3
 # Euclidean models keep tracing (which dominates these short runs) cheap; the trainer is model-agnostic.
@@ -28,7 +29,7 @@ def _triples(seed: int = 0, n: int = 600) -> np.ndarray:
 
 def _model(seed: int = 0, name: str = MODEL, **config) -> models.KGEModel:
     tf.keras.utils.set_random_seed(seed)
-    return models.get(name, num_entities=N, num_relations=2 * R, dim=8, init_scale=0.1, **config)
+    return models.get(name, num_entities=N, num_relations=relation_ids(R), dim=8, init_scale=0.1, **config)
 
 
 def _weights(model) -> list[np.ndarray]:
@@ -175,13 +176,10 @@ def test_progress_is_plain_lines_when_redirected(capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.parametrize("optimizer", ["keras_adam", "adam", "lazy_adam"])
-def test_two_replicas_train_like_one(optimizer: Any) -> None:
+def test_two_replicas_train_like_one(optimizer: Any, two_cpus: tuple[str, str]) -> None:
     # adam is the fused update (one kernel per variable, on each replica's copy); keras_adam Keras' own.
     # lazy_adam: sparse row updates on one replica, the dense "touched rows" rule on two.
-    cpus = tf.config.list_logical_devices("CPU")
-    if len(cpus) < 2:
-        pytest.skip("needs 2 logical CPU devices (configured in tests/conftest.py)")
-    strategy = training.mirrored_strategy((cpus[0].name, cpus[1].name))  # shared with the loss tests
+    strategy = training.mirrored_strategy(two_cpus)  # shared with the loss tests
     loss = losses.HaLELoss("in_batch", temperature=0.5)
     if optimizer == "keras_adam":
         optimizer = {"class_name": "Adam", "config": {"learning_rate": 0.01}}
