@@ -110,8 +110,10 @@ class LazyAdam(keras.optimizers.Adam):
         if isinstance(gradient, tf.IndexedSlices):
             rows, position = tf.unique(gradient.indices)
             g = tf.math.unsorted_segment_sum(tf.cast(gradient.values, dtype), position, tf.shape(rows)[0])
-            m_rows = tf.gather(tf.convert_to_tensor(m), rows)
-            v_rows = tf.gather(tf.convert_to_tensor(v), rows)
+            # Gather from the variables (ResourceGather): converting them to tensors first copies the whole
+            # table each step (0.64 GB at 5M entities × 32).
+            m_rows = tf.gather(_tf_variable(m), rows)
+            v_rows = tf.gather(_tf_variable(v), rows)
             m_rows = m_rows + (g - m_rows) * (1 - beta_1)
             v_rows = v_rows + (tf.square(g) - v_rows) * (1 - beta_2)
             self.assign(m, tf.IndexedSlices(m_rows, rows))
