@@ -1,4 +1,4 @@
-"""The component framework: specs, artifacts, executors and a caching, crash-safe runner.
+"""The component framework: specs, executors and a caching, crash-safe runner.
 
 A *component* is a :class:`ComponentSpec` (its name, named input artifacts, the payload entries it must
 produce, and typed parameters) plus an *executor*, a plain function
@@ -11,34 +11,47 @@ produce, and typed parameters) plus an *executor*, a plain function
   reused without running (logged as a cache hit); ``force=True`` reruns;
 * **atomic output**: the executor writes into a temporary sibling directory
   (``.tmp-<fingerprint>-<pid>-<host>-<random>``); ``metadata.json`` is written last and the directory is renamed
-  into place only when the executor returned and every declared output exists. A crash therefore never
-  leaves a directory that a later run trusts, and stale temporary directories of dead processes are
-  removed on the next run.
+  into place (:func:`hale_tf.atomic.publish_directory`) only when the executor returned and every declared
+  output exists. A crash therefore never leaves a directory that a later run trusts, and stale temporary
+  directories of dead processes are removed on the next run.
 
-An :class:`Artifact` is a directory with a payload and ``metadata.json`` (type, producer, parameters,
-input fingerprints, created time, library versions). Nothing here imports TensorFlow or Beam, so reading
-artifacts stays cheap.
+Parameters are typed (:class:`Parameter`): plain JSON values, or *structured* values, objects of a class with
+``to_dict()`` and ``from_dict(mapping)`` (e.g. ``hale_tf.training.TrainingConfig``), which the executor
+receives as objects and the fingerprint and ``metadata.json`` hold as their ``to_dict()``.
+
+An :class:`~components.artifact.Artifact` (:mod:`components.artifact`) is a directory with a payload and
+``metadata.json`` (type, producer, parameters, input fingerprints, created time, library versions); the
+pipeline root's lock is :mod:`components.locking`. Nothing here imports TensorFlow or Beam.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
-import errno
 import hashlib
-import importlib.metadata
 import json
 import logging
-import math
 import os
 import platform
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from components.artifact import (
+    METADATA_FILE,
+    Artifact,
+    ComponentError,
+    library_versions,
+    read_complete_metadata,
+    write_json,
+)
+from components.locking import RootLockedError, root_lock
+from hale_tf.atomic import publish_directory
 
 __all__ = [
     "METADATA_FILE",
@@ -50,7 +63,9 @@ __all__ = [
     "Parameter",
     "RootLockedError",
     "compute_fingerprint",
+    "fingerprint_of",
     "library_versions",
+    "params_to_json",
     "resolve_params",
     "root_lock",
     "run_component",
@@ -59,16 +74,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "metadata.json"
 # Bump when the layout of metadata.json changes incompatibly; part of every fingerprint.
 METADATA_FORMAT = 1
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".old-"
 _FINGERPRINT_CHARS = 16  # 64 bits of SHA-256: collisions are not a practical concern for a cache key.
-
-
-class ComponentError(Exception):
-    """A component could not run: bad parameters, bad inputs, or a failed executor (one-line message)."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -83,8 +93,10 @@ class Parameter:
     """A typed component parameter.
 
     Attributes:
-        type: The Python type (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``); values must be
-            JSON-serialisable because they go into the fingerprint and ``metadata.json``.
+        type: The Python type (``int``, ``float``, ``str``, ``bool``, ``list``, ``dict``), whose values must be
+            JSON-serialisable because they go into the fingerprint and ``metadata.json``; or a structured
+            class (``to_dict()``/``from_dict()``), whose objects (or mappings, read with ``from_dict``) are
+            accepted; or ``tuple`` with ``items`` a structured class (a sequence of such objects).
         default: The default value; leave unset for a required parameter.
         doc: One line of documentation.
         choices: Allowed values, if the parameter is an enumeration.
@@ -92,6 +104,7 @@ class Parameter:
         affects_output: ``False`` for parameters that change *how* a component runs but never *what* it
             writes (e.g. the Beam runner); they are recorded in the metadata but left out of the
             fingerprint, so switching runners does not invalidate the cache.
+        items: For a ``tuple`` parameter, the structured class of its items.
     """
 
     type: type
@@ -100,6 +113,7 @@ class Parameter:
     choices: tuple[Any, ...] | None = None
     optional: bool = False
     affects_output: bool = True
+    items: type | None = None
 
     @property
     def required(self) -> bool:
@@ -133,7 +147,7 @@ class ComponentSpec:
     external_fingerprint: Callable[[dict[str, Any]], str] | None = None
 
 
-Executor = Callable[[dict[str, "Artifact"], Path, dict[str, Any]], None]
+Executor = Callable[[dict[str, Artifact], Path, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -149,68 +163,40 @@ class Component:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Artifacts
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A published component output: a directory whose ``metadata.json`` is complete.
-
-    Use :meth:`load` to open one; construction alone does not validate.
-    """
-
-    uri: Path
-    metadata: Mapping[str, Any]
-
-    @classmethod
-    def load(cls, uri: str | os.PathLike[str]) -> Artifact:
-        """Open the artifact at ``uri``; raise :class:`ComponentError` if it is missing or incomplete."""
-        path = Path(uri)
-        metadata = _read_complete_metadata(path)
-        if metadata is None:
-            raise ComponentError(f"{path}: not a complete artifact (missing or invalid {METADATA_FILE})")
-        return cls(uri=path, metadata=metadata)
-
-    @property
-    def type(self) -> str:
-        return str(self.metadata["type"])
-
-    @property
-    def fingerprint(self) -> str:
-        return str(self.metadata["fingerprint"])
-
-    @property
-    def producer(self) -> str:
-        return str(self.metadata["producer"])
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return dict(self.metadata.get("parameters", {}))
-
-    def path(self, *parts: str) -> Path:
-        """Path of a payload entry, e.g. ``artifact.path("splits", "train.tsv")``."""
-        return self.uri.joinpath(*parts)
-
-
-def _read_complete_metadata(path: Path) -> dict[str, Any] | None:
-    """Metadata of a complete artifact at ``path``, or ``None`` when it is absent, partial or corrupt."""
-    try:
-        metadata = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(metadata, dict) or metadata.get("complete") is not True:
-        return None
-    if not all(key in metadata for key in ("type", "producer", "fingerprint", "parameters")):
-        return None
-    # Declared outputs are checked before publishing; re-checking here catches manual deletions.
-    for entry in metadata.get("outputs", []):
-        if not (path / entry).exists():
-            return None
-    return metadata
-
-
-# --------------------------------------------------------------------------------------------------------
 # Parameters and fingerprints
+
+
+def _structured(kind: Any) -> bool:
+    """Whether ``kind`` is a structured parameter class (``to_dict()`` and ``from_dict(mapping)``)."""
+    return isinstance(kind, type) and callable(getattr(kind, "from_dict", None)) and callable(
+        getattr(kind, "to_dict", None))
+
+
+def _to_object(name: str, value: Any, kind: type) -> Any:
+    """``value`` as an object of the structured class ``kind`` (a mapping is read with ``from_dict``)."""
+    if isinstance(value, kind):
+        return value
+    if not isinstance(value, Mapping):
+        raise ComponentError(f"parameter {name!r} must be a {kind.__name__} or a mapping, got "
+                             f"{type(value).__name__} ({value!r})")
+    try:
+        return kind.from_dict(dict(value))  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as err:
+        raise ComponentError(f"parameter {name!r}: {err}") from None
+
+
+def _to_json(value: Any) -> Any:
+    """A parameter value as JSON data (structured objects as their ``to_dict()``, tuples as lists)."""
+    if _structured(type(value)):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def params_to_json(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolved parameters as JSON data, as ``metadata.json`` and the fingerprint hold them."""
+    return {name: _to_json(value) for name, value in params.items()}
 
 
 def _check_type(name: str, value: Any, decl: Parameter) -> Any:
@@ -219,6 +205,13 @@ def _check_type(name: str, value: Any, decl: Parameter) -> Any:
             return None
         raise ComponentError(f"parameter {name!r} must not be None")
     expected = decl.type
+    if _structured(expected):
+        value = _to_object(name, value, expected)
+    elif decl.items is not None:
+        if not isinstance(value, (list, tuple)):
+            raise ComponentError(f"parameter {name!r} must be a list of {decl.items.__name__}, got "
+                                 f"{type(value).__name__} ({value!r})")
+        value = tuple(_to_object(f"{name}[{i}]", item, decl.items) for i, item in enumerate(value))
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     elif expected is list and isinstance(value, tuple):
@@ -232,7 +225,7 @@ def _check_type(name: str, value: Any, decl: Parameter) -> Any:
     if decl.choices is not None and value not in decl.choices:
         raise ComponentError(f"parameter {name!r} must be one of {list(decl.choices)}, got {value!r}")
     try:
-        json.dumps(value, sort_keys=True)
+        json.dumps(_to_json(value), sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise ComponentError(f"parameter {name!r} is not JSON-serialisable: {exc}") from None
     return value
@@ -250,6 +243,8 @@ def resolve_params(spec: ComponentSpec, params: Mapping[str, Any] | None) -> dic
             resolved[name] = _check_type(name, params[name], decl)
         elif decl.required:
             raise ComponentError(f"{spec.name}: missing required parameter {name!r}")
+        elif _structured(decl.type) or decl.items is not None:
+            resolved[name] = decl.default  # immutable objects (frozen dataclasses, tuples): nothing to alias
         else:
             # Defaults may be mutable (lists); copy through JSON so a caller cannot alias them.
             resolved[name] = json.loads(json.dumps(decl.default))
@@ -267,7 +262,7 @@ def compute_fingerprint(
         "component": spec.name,
         "version": spec.version,
         "metadata_format": METADATA_FORMAT,
-        "parameters": {k: v for k, v in params.items() if spec.parameters[k].affects_output},
+        "parameters": {k: v for k, v in params_to_json(params).items() if spec.parameters[k].affects_output},
         "inputs": {name: art.fingerprint for name, art in sorted(inputs.items())},
         "external": external,
     }
@@ -275,26 +270,16 @@ def compute_fingerprint(
     return hashlib.sha256(blob).hexdigest()[:_FINGERPRINT_CHARS]
 
 
-def _dist_version(name: str) -> str | None:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def library_versions(uses_beam: bool = False) -> dict[str, str | None]:
-    """Versions recorded in artifact metadata; read from package metadata so nothing heavy is imported."""
-    import hale_tf
-
-    versions: dict[str, str | None] = {
-        "python": platform.python_version(),
-        "hale_tf": getattr(hale_tf, "__version__", None),
-        "tensorflow": _dist_version("tensorflow") or _dist_version("tensorflow-cpu"),
-        "numpy": _dist_version("numpy"),
-    }
-    if uses_beam:
-        versions["apache_beam"] = _dist_version("apache-beam")
-    return versions
+def fingerprint_of(component: Component, inputs: Mapping[str, Artifact | str | os.PathLike[str]] | None,
+                   params: Mapping[str, Any] | None) -> str:
+    """The fingerprint :func:`run_component` gives this run (parameters checked, inputs re-read), before it
+    runs: the key of anything kept outside the artifact for it (the Trainer's checkpoint directory). Only
+    the parameters that affect the output are needed (and read)."""
+    decls = {name: decl for name, decl in component.spec.parameters.items() if decl.affects_output}
+    spec = dataclasses.replace(component.spec, parameters=decls)
+    resolved = resolve_params(spec, {name: value for name, value in (params or {}).items() if name in decls})
+    external = spec.external_fingerprint(resolved) if spec.external_fingerprint else None
+    return compute_fingerprint(spec, resolved, _validate_inputs(spec, inputs), external)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -349,54 +334,6 @@ def _clean_stale(component_dir: Path) -> None:
         if _scratch_owner_dead(entry.name):
             logger.info("removing stale temporary directory %s", entry)
             shutil.rmtree(entry, ignore_errors=True)
-
-
-class RootLockedError(ComponentError):
-    """Another live run holds the pipeline root's lock."""
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
-@contextlib.contextmanager
-def root_lock(root: str | os.PathLike[str], wait_s: float = 5.0) -> Iterator[None]:
-    """Hold ``<root>/.lock`` (an exclusive ``flock``, released by the kernel even when the process is killed)
-    for the duration of the block; the holder's pid is written into the file.
-
-    Waits up to ``wait_s`` seconds for another run to finish, then raises :class:`RootLockedError` naming the
-    process that holds it. Two runs on one root would otherwise share checkpoints and overwrite each other's
-    summary.
-    """
-    import fcntl
-
-    path = Path(root) / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = time.monotonic() + wait_s
-        warned = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(path)
-                if time.monotonic() >= deadline:
-                    raise RootLockedError(
-                        f"pipeline root {root} is in use by another run (pid {holder}); wait for it to finish "
-                        f"or use another --pipeline_root") from None
-                if not warned:
-                    logger.warning("pipeline root %s is in use by pid %s; waiting up to %.0f s", root, holder, wait_s)
-                    warned = True
-                time.sleep(0.2)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)
 
 
 def _validate_inputs(
@@ -457,7 +394,7 @@ def run_component(
     _clean_stale(component_dir)
 
     if final_dir.exists():
-        if not force and _read_complete_metadata(final_dir) is not None:
+        if not force and read_complete_metadata(final_dir) is not None:
             logger.info("%s: cache hit %s (%s)", spec.name, fingerprint, final_dir)
             return Artifact.load(final_dir)
         if not force:
@@ -480,7 +417,7 @@ def run_component(
             "producer": spec.name,
             "producer_version": spec.version,
             "fingerprint": fingerprint,
-            "parameters": resolved,
+            "parameters": params_to_json(resolved),
             "inputs": {
                 name: {"fingerprint": art.fingerprint, "type": art.type, "uri": str(art.uri)}
                 for name, art in sorted(checked_inputs.items())
@@ -513,32 +450,6 @@ def _load_published(final_dir: Path, attempts: int = 100) -> Artifact:
     raise AssertionError("unreachable")
 
 
-def _strict(obj: Any) -> Any:
-    """``obj`` with NaN/±Inf floats as ``None``, so the JSON is strict (``NaN`` is not JSON)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted, strict JSON (NaN/Inf as null) and fsync it (metadata must
-    survive a power cut)."""
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(_strict(obj), f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        if err.filename is not None:
-            raise
-        raise OSError(err.errno, err.strerror or str(err), str(path)) from err  # a failed write: name the file
-
-
 def _publish(tmp_dir: Path, final_dir: Path, *, replace: bool) -> None:
     """Rename the finished ``tmp_dir`` to ``final_dir`` (a single atomic rename on one filesystem).
 
@@ -551,7 +462,7 @@ def _publish(tmp_dir: Path, final_dir: Path, *, replace: bool) -> None:
     aside: list[Path] = []
     try:
         for _ in range(10):
-            if not replace and _read_complete_metadata(final_dir) is not None:
+            if not replace and read_complete_metadata(final_dir) is not None:
                 shutil.rmtree(tmp_dir, ignore_errors=True)  # a concurrent run won the race
                 return
             if final_dir.exists():  # replaced (force) or incomplete (manual damage): move it aside
@@ -559,21 +470,11 @@ def _publish(tmp_dir: Path, final_dir: Path, *, replace: bool) -> None:
                 with contextlib.suppress(FileNotFoundError):  # another run moved it first
                     os.rename(final_dir, trash)
                     aside.append(trash)
-            try:
-                os.rename(tmp_dir, final_dir)
+            if publish_directory(tmp_dir, final_dir):
                 break
-            except OSError as err:
-                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-                replace = False  # another run published between our two renames: keep its artifact
+            replace = False  # another run published between our two renames: keep its artifact
         else:
             raise ComponentError(f"{final_dir}: could not publish (other runs keep replacing it)")
     finally:
         for trash in aside:
             shutil.rmtree(trash, ignore_errors=True)
-    with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
-        fd = os.open(final_dir.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

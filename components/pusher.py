@@ -13,7 +13,6 @@ artifact, so a cached Pusher makes no copy: the pipeline then copies the cached 
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import secrets
@@ -25,6 +24,7 @@ from typing import Any
 from components._transformed import TransformedData
 from components.base import Artifact, Component, ComponentSpec, Parameter, write_json
 from components.evaluator import is_blessed
+from hale_tf.atomic import publish_directory
 
 __all__ = ["PUSHER", "PUSHER_SPEC", "copy_to_serving"]
 
@@ -69,7 +69,8 @@ def copy_to_serving(saved_model: Path, serving_dir: str | os.PathLike[str]) -> P
     """Copy ``saved_model`` to ``<serving_dir>/<version>/`` and return that directory.
 
     The version is the current Unix time, or one more than the newest version already there; the copy is
-    made in a hidden sibling and renamed into place, so TensorFlow Serving never sees a partial model.
+    made in a hidden sibling and renamed into place (:func:`hale_tf.atomic.publish_directory`), so TensorFlow
+    Serving never sees a partial model.
     """
     root = Path(serving_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
@@ -78,16 +79,10 @@ def copy_to_serving(saved_model: Path, serving_dir: str | os.PathLike[str]) -> P
     tmp = root / f".{version}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     shutil.copytree(saved_model, tmp)
     try:
-        while True:
-            try:
-                os.rename(tmp, root / str(version))
-                return root / str(version)
-            except OSError as err:  # a concurrent copy took this version
-                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                    raise
-                version += 1
+        while not publish_directory(tmp, root / str(version)):  # a concurrent copy took this version
+            version += 1
+        return root / str(version)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
 
 PUSHER = Component(spec=PUSHER_SPEC, executor=_execute)

@@ -31,6 +31,7 @@ from typing import Any
 
 from components._transformed import TransformedData
 from components.base import Artifact, Component, ComponentSpec, Parameter, write_json
+from hale_tf.training import LossSpec, Phase, TrainingConfig
 
 __all__ = ["STRATEGIES", "TRAINER", "TRAINER_SPEC", "make_strategy"]
 
@@ -46,9 +47,10 @@ TRAINER_SPEC = ComponentSpec(
     parameters={
         "model": Parameter(str, "rotH", "model name in hale_tf.models"),
         "model_config": Parameter(dict, {}, "model keyword arguments (dim, activation, init_scale, …)"),
-        "loss": Parameter(dict, {"name": "hale"}, "loss config for hale_tf.losses.get"),
-        "training": Parameter(dict, {}, "hale_tf.training.TrainingConfig fields"),
-        "phases": Parameter(list, [], "hale_tf.training.Phase dicts (until, loss, training); [] = one phase"),
+        "loss": Parameter(LossSpec, LossSpec("hale"), "the loss, by hale_tf.losses name and parameters"),
+        "training": Parameter(TrainingConfig, TrainingConfig(), "the run's hale_tf.training.TrainingConfig"),
+        "phases": Parameter(tuple, (), "hale_tf.training.Phase objects (until, loss, training); () = one phase",
+                            items=Phase),
         "validation_memory_budget": Parameter(str, "1GiB", "evaluator memory budget for validation"),
         "run_dir": Parameter(str, doc="checkpoints and TensorBoard logs (stable across reruns)",
                              affects_output=False),
@@ -103,9 +105,8 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
         # Train anew (--force): an old run's checkpoints, even its final one, must not be resumed.
         logger.info("Trainer: resume=False: discarding the checkpoints in %s", run_dir / "checkpoints")
         shutil.rmtree(run_dir / "checkpoints")
-    config = training.TrainingConfig.from_dict(params["training"])
-    loss_config = dict(params["loss"])
-    loss = losses.get(loss_config.pop("name"), **loss_config)
+    config: TrainingConfig = params["training"]
+    loss = losses.get(params["loss"].to_dict())
 
     strategy = make_strategy(params["strategy"])
     with strategy.scope():
@@ -122,7 +123,7 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
     run = dict(config=config, validation=validation, strategy=strategy, checkpoint_dir=run_dir / "checkpoints",
                log_dir=log_dir, resume=chief or params["resume"])  # non-chief: never a stale one
     if params["phases"]:
-        result = training.fit_phases(model, loss, queries, params["phases"], **run)
+        result = training.fit_phases(model, loss, queries, list(params["phases"]), **run)
     else:
         result = training.fit(model, loss, queries, **run)
     if result.stop_reason == "interrupted":
@@ -158,15 +159,17 @@ def _write_hparams(log_dir: Path, params: dict[str, Any], num_entities: int, num
         from tensorboard.plugins.hparams import api as hp
     except ImportError:  # TensorBoard is optional at run time
         return
-    training_cfg, loss_cfg = params["training"], params["loss"]
+    config: TrainingConfig = params["training"]
+    phases: tuple[Phase, ...] = params["phases"]
+    run_loss = params["loss"].name
     values: dict[str, Any] = {
         "model": params["model"], "dim": params["model_config"].get("dim", 0),
-        "loss": "+".join(str((p.get("loss") or loss_cfg).get("name")) for p in params["phases"]) or loss_cfg["name"],
-        "phases": len(params["phases"]) or 1, "entities": num_entities, "relations": num_relations,
+        "loss": "+".join(str((p.loss or {}).get("name", run_loss)) for p in phases) or run_loss,
+        "phases": len(phases) or 1, "entities": num_entities, "relations": num_relations,
     }
     for key in ("batch_size", "learning_rate", "optimizer", "time_budget_s"):
-        if key in training_cfg and training_cfg[key] is not None:
-            values[key] = training_cfg[key]
+        if getattr(config, key) is not None:
+            values[key] = getattr(config, key)
     values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in values.items()}
     log_dir.mkdir(parents=True, exist_ok=True)
     with tf.summary.create_file_writer(str(log_dir)).as_default():

@@ -2,19 +2,25 @@
 
 A crash therefore leaves either the old file or the complete new one, never a half-written file that a
 later run would trust. The file gets the permissions of any new file (``0666`` less the umask), not
-``mkstemp``'s private ``0600``. Every writer of results, indexes and configs in the project goes through here.
+``mkstemp``'s private ``0600``. Every writer of results, indexes and configs in the project goes through here;
+a whole directory (a component's artifact, a served model) is filled under a hidden name and published with
+:func:`publish_directory`, one rename.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_text", "current_umask"]
+__all__ = ["atomic_open", "atomic_write_json", "atomic_write_text", "current_umask", "fsync_directory",
+           "publish_directory", "strict_json"]
 
 
 @contextlib.contextmanager
@@ -58,3 +64,48 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_open(path, "w") as handle:
         handle.write(text)
     return Path(path)
+
+
+def strict_json(obj: Any) -> Any:
+    """``obj`` with NaN/±Inf floats as ``None`` (and tuples as lists), so the JSON is strict (``NaN`` is not JSON)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` atomically as indented, key-sorted, strict JSON (NaN/Inf as null; values JSON cannot
+    hold, such as paths, as their ``str``); returns the path."""
+    text = json.dumps(strict_json(obj), indent=2, sort_keys=True, allow_nan=False, default=str)
+    return atomic_write_text(path, text + "\n")
+
+
+def fsync_directory(directory: str | os.PathLike) -> None:
+    """Make a rename inside ``directory`` durable where the platform allows it (best effort)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def publish_directory(filled: str | os.PathLike, final: str | os.PathLike) -> bool:
+    """Rename the finished directory ``filled`` (a sibling of ``final`` on the same filesystem) to ``final`` in
+    one atomic step: readers see no directory or the complete one, never a half-filled one.
+
+    Returns False, leaving ``filled`` in place, when ``final`` already exists and is not empty (another
+    writer published first; the caller decides whether to keep it or to choose another name).
+    """
+    try:
+        os.rename(filled, final)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        return False
+    fsync_directory(Path(final).parent)
+    return True

@@ -3,7 +3,9 @@
 Resolution (later wins): ``configs/defaults.json`` → ``configs/<dataset>.json`` → the specific flags
 (``--model``, ``--dim``, ``--time_budget`` …) → ``--set section.key=value`` overrides (any field, values
 parsed as JSON when they parse, else kept as strings; ``--set phases=[…]`` replaces the phase list and
-``--set phases=[]`` trains the ``loss`` alone).
+``--set phases=[]`` trains the ``loss`` alone). A single-run flag (:data:`SINGLE_RUN_FLAGS`, e.g. ``--loss``)
+given with a phased configuration trains that one loss: it replaces the phases, and says so in a notice.
+The typed, validated result is :class:`pipelines.run_config.RunConfig`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ import copy
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FLAG_KEYS", "FLAG_PATHS", "ConfigError", "load_defaults", "merge", "parse_duration", "parse_overrides",
-           "resolve_config", "training_recipe"]
+__all__ = ["FLAG_KEYS", "FLAG_PATHS", "SINGLE_RUN_FLAGS", "ConfigError", "config_sources", "load_defaults", "merge",
+           "parse_duration", "parse_overrides", "resolve_config", "training_recipe"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "model_config", "loss", "training", "phases", "transform", "evaluator")
 # Flags that describe a single-loss run: given on the command line, they replace the default phases (unless
-# ``--set phases=…`` is given too), so that ``--loss=softmax`` trains softmax and nothing else.
+# ``--set phases=…`` is given too), so that ``--loss=softmax`` trains softmax and nothing else; the
+# replacement is announced (resolve_config's ``notices``).
 SINGLE_RUN_FLAGS = ("loss", "negatives", "temperature", "learning_rate", "optimizer")
+# Transform parameters that come from flags of their own (--runner, --beam_options, --num_workers), not the config.
+PIPELINE_TRANSFORM_PARAMS = ("beam_runner", "beam_options", "num_workers")
 # TrainingConfig fields that set a run's limits and schedule rather than how it learns (benchmarks set their own).
 SCHEDULE_FIELDS = ("time_budget_s", "max_epochs", "max_steps", "patience", "validate_every_s",
                    "validate_every_steps", "checkpoint_every_s", "checkpoint_every_steps")
@@ -72,13 +78,36 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+def _config_files(dataset: str) -> list[Path]:
+    """The files a dataset's configuration is read from, later ones winning."""
+    specific = CONFIG_DIR / f"{dataset}.json"
+    return [CONFIG_DIR / "defaults.json", *([specific] if specific.exists() and dataset != "defaults" else [])]
+
+
 def load_defaults(dataset: str) -> dict[str, Any]:
     """``defaults.json`` merged with ``<dataset>.json`` when it exists."""
-    config = _read(CONFIG_DIR / "defaults.json")
-    specific = CONFIG_DIR / f"{dataset}.json"
-    if specific.exists():
-        config = merge(config, _read(specific))
+    config: dict[str, Any] = {}
+    for path in _config_files(dataset):
+        config = merge(config, _read(path))
     return config
+
+
+def _leaf_paths(values: dict[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            yield from _leaf_paths(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+def config_sources(dataset: str, overrides: list[str] | None) -> dict[tuple[str, ...], str]:
+    """Where each key path of the resolved configuration (before the flags) was set: the config file that
+    set it last, or ``--set``; for error messages that name the file a bad key came from."""
+    sources: dict[tuple[str, ...], str] = {}
+    for path in _config_files(dataset):
+        sources.update({leaf: str(path) for leaf in _leaf_paths(_read(path))})
+    sources.update({leaf: "--set" for leaf in _leaf_paths(parse_overrides(overrides))})
+    return sources
 
 
 def training_recipe(dataset: str) -> dict[str, Any]:
@@ -126,8 +155,13 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """The run's configuration: defaults, then the specific flags (None = not given), then ``--set``."""
+def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[str] | None,
+                   notices: list[str] | None = None) -> dict[str, Any]:
+    """The run's configuration: defaults, then the specific flags (None = not given), then ``--set``.
+
+    A single-run flag (:data:`SINGLE_RUN_FLAGS`) with a phased configuration and no ``--set phases=…``
+    replaces the phases with that one loss; a one-line notice saying so is appended to ``notices``.
+    """
     config = load_defaults(dataset)
     updates: dict[str, Any] = {}
     if flag_values.get("model"):
@@ -144,7 +178,10 @@ def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[st
         updates.setdefault("evaluator", {}).setdefault("thresholds", {})["mrr"] = flag_values["min_mrr"]
     config = merge(config, updates)
     explicit = parse_overrides(overrides)
-    if config.get("phases") and "phases" not in explicit and any(
-            flag_values.get(flag) is not None for flag in SINGLE_RUN_FLAGS):
+    single = [f"--{flag}" for flag in SINGLE_RUN_FLAGS if flag_values.get(flag) is not None]
+    if config.get("phases") and "phases" not in explicit and single:
+        if notices is not None:
+            notices.append(f"{', '.join(single)} trains one loss: the {len(config['phases'])} configured phases "
+                           f"of {dataset} are replaced (--set='phases=[...]' keeps phases)")
         config["phases"] = []
     return merge(config, explicit)

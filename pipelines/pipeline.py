@@ -1,8 +1,11 @@
 """The component graph: ExampleGen → Transform → Trainer → Evaluator → Pusher, run locally with caching.
 
 ``run_pipeline`` is what ``python -m pipelines.run`` calls; it can be used from Python too. Every
-component's output is a cached artifact under ``<pipeline_root>/<Component>/<fingerprint>/``; the resolved
-configuration is saved as ``<pipeline_root>/run_config.json`` and the outcome as ``summary.json``.
+component's output is a cached artifact under ``<pipeline_root>/<Component>/<fingerprint>/``; the run
+configuration (a :class:`pipelines.run_config.RunConfig`, passed down to the components as its typed sections) is
+saved as ``<pipeline_root>/run_config.json`` and the outcome as ``summary.json``. A training run's checkpoints
+live in ``<pipeline_root>/Trainer/runs/<the Trainer's fingerprint>/``, so a killed run resumes exactly when the
+Trainer would produce the same artifact.
 
 TensorBoard: each training run logs to ``<pipeline_root>/tensorboard/<dataset>-<model>-d<dim>-<start time>``
 (readable run names); the name is kept in the run directory, so a resumed run keeps logging to the same
@@ -12,18 +15,19 @@ TensorBoard run, and ``--force`` (training anew) starts a new one.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import re
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.base import Artifact, root_lock, run_component
-from hale_tf.atomic import atomic_write_text
+from components.base import Artifact, fingerprint_of, root_lock, run_component
+from hale_tf.atomic import atomic_write_json, atomic_write_text
+from pipelines.run_config import RunConfig
 
 __all__ = ["PipelineOptions", "run_pipeline", "write_json_atomic"]
 
@@ -49,19 +53,15 @@ class PipelineOptions:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _run_key(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """``payload`` as strict, indented JSON, written atomically (:func:`hale_tf.atomic.atomic_write_json`)."""
+    atomic_write_json(path, payload)
 
 
 TENSORBOARD_DIR = "tensorboard"
 _RUN_NAME_FILE = "tensorboard_run.txt"
 
 
-def tensorboard_run_dir(root: Path, run_dir: Path, dataset: str, config: dict[str, Any], fresh: bool) -> Path:
+def tensorboard_run_dir(root: Path, run_dir: Path, dataset: str, config: RunConfig, fresh: bool) -> Path:
     """The readable TensorBoard run directory of the training run in ``run_dir`` (its checkpoints stay
     keyed by the fingerprint): ``<root>/tensorboard/<dataset>-<model>-d<dim>-<YYYYmmdd-HHMMSS>``, chosen
     when the run starts and remembered in ``run_dir`` so that a resumed run continues the same curves."""
@@ -70,9 +70,9 @@ def tensorboard_run_dir(root: Path, run_dir: Path, dataset: str, config: dict[st
         name = remembered.read_text(encoding="utf-8").strip()
         if name and "/" not in name and name not in (".", ".."):
             return root / TENSORBOARD_DIR / name
-    dim = config.get("model_config", {}).get("dim")
+    dim = config.model_config.get("dim")
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = re.sub(r"[^A-Za-z0-9_.@+=-]+", "_", f"{dataset}-{config['model']}" + (f"-d{dim}" if dim else ""))
+    name = re.sub(r"[^A-Za-z0-9_.@+=-]+", "_", f"{dataset}-{config.model}" + (f"-d{dim}" if dim else ""))
     candidate, n = f"{name}-{stamp}", 1
     while (root / TENSORBOARD_DIR / candidate).exists():  # two runs started in the same second
         n += 1
@@ -82,12 +82,17 @@ def tensorboard_run_dir(root: Path, run_dir: Path, dataset: str, config: dict[st
     return root / TENSORBOARD_DIR / candidate
 
 
-def run_pipeline(config: dict[str, Any], options: PipelineOptions) -> dict[str, Any]:
+def run_pipeline(config: RunConfig | Mapping[str, Any], options: PipelineOptions) -> dict[str, Any]:
     """Run (or reuse from cache) every component and return the summary written to ``summary.json``.
+
+    ``config`` is the typed run configuration (the CLI's :func:`pipelines.run_config.load_run_config`); a
+    mapping in the config files' format is read with :meth:`RunConfig.from_dict`.
 
     The pipeline root is locked for the run (:func:`components.base.root_lock`): a second run on the same
     root waits up to ``options.lock_wait_s`` seconds, then fails naming the process that holds it.
     """
+    if not isinstance(config, RunConfig):
+        config = RunConfig.from_dict(config)
     root = Path(options.pipeline_root)
     root.mkdir(parents=True, exist_ok=True)
     task = _worker_task(options)
@@ -111,7 +116,7 @@ def _worker_task(options: PipelineOptions) -> Any:
     return cluster_task()
 
 
-def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path, shared_root: Path | None = None,
+def _run_locked(config: RunConfig, options: PipelineOptions, root: Path, shared_root: Path | None = None,
                 train_only: bool = False) -> dict[str, Any]:
     from components.evaluator import EVALUATOR
     from components.example_gen import EXAMPLE_GEN
@@ -119,7 +124,7 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path, sh
     from components.trainer import TRAINER
     from components.transform import TRANSFORM
 
-    write_json_atomic(root / "run_config.json", {"config": config, "options": options.__dict__})
+    write_json_atomic(root / "run_config.json", {"config": config.to_dict(), "options": options.__dict__})
     timings: dict[str, float] = {}
     cached: list[str] = []
     run_started = time.perf_counter()
@@ -139,19 +144,18 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path, sh
         "synthetic_params": options.synthetic_params,
     })
     transformed = step(TRANSFORM, {"examples": examples}, {
-        **config.get("transform", {}), "beam_runner": options.beam_runner,
+        **config.transform, "beam_runner": options.beam_runner,
         "beam_options": list(options.beam_options), "num_workers": options.num_workers,
     })
     trainer_params = {
-        "model": config["model"], "model_config": config.get("model_config", {}),
-        "loss": config.get("loss", {"name": "hale"}), "training": config.get("training", {}),
-        "phases": config.get("phases") or [], "strategy": options.strategy,
+        "model": config.model, "model_config": dict(config.model_config), "loss": config.loss,
+        "training": config.training, "phases": config.phases, "strategy": options.strategy,
     }
-    # Checkpoints and logs outlive a killed run: keyed by what the Trainer's fingerprint covers.
-    # (Under the shared pipeline root: every worker of a multi-worker run restores the chief's checkpoints.)
-    run_dir = (shared_root or root) / "Trainer" / "runs" / _run_key(transformed.fingerprint, trainer_params["model"],
-                                                   trainer_params["model_config"], trainer_params["loss"],
-                                                   trainer_params["training"], trainer_params["phases"])
+    # Checkpoints and logs outlive a killed run: keyed by the Trainer's fingerprint (what its artifact depends
+    # on), so a rerun that would produce the same artifact resumes them. (Under the shared pipeline root:
+    # every worker of a multi-worker run restores the chief's checkpoints.)
+    run_dir = (shared_root or root) / "Trainer" / "runs" / fingerprint_of(TRAINER, {"transformed": transformed},
+                                                                         trainer_params)
     log_dir = tensorboard_run_dir(root, run_dir, options.dataset, config, fresh=options.force)
     # --force trains anew: the Trainer then starts from scratch instead of resuming the run directory.
     model = step(TRAINER, {"transformed": transformed}, {**trainer_params, "run_dir": str(run_dir),
@@ -165,11 +169,7 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path, sh
     # any more (on a YAGO-sized graph they were most of the root's bytes). The chief's alone: workers return
     # above, and the chief runs this after the workers' training ended.
     _drop_checkpoints(run_dir / "checkpoints")
-    evaluator_cfg = config.get("evaluator", {})
-    evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, {
-        "split": evaluator_cfg.get("split", "test"), "thresholds": evaluator_cfg.get("thresholds", {}),
-        "memory_budget": evaluator_cfg.get("memory_budget", "1GiB"),
-    })
+    evaluation = step(EVALUATOR, {"model": model, "transformed": transformed}, dict(config.evaluator))
     pushed = step(PUSHER, {"model": model, "transformed": transformed, "evaluation": evaluation}, {
         "serving_dir": options.serving_dir,
     })
@@ -198,14 +198,14 @@ def _run_locked(config: dict[str, Any], options: PipelineOptions, root: Path, sh
                              if (log_dir / "projector_config.pbtxt").exists() else None),
         "training": {**{k: training.get(k) for k in ("stop_reason", "steps", "epochs", "train_seconds",
                                                       "eval_seconds", "best_step", "best_mrr", "restored_best")},
-                     "time_budget_s": config.get("training", {}).get("time_budget_s")},
+                     "time_budget_s": config.training.time_budget_s},
         "cached": cached,
         "wall_seconds": round(time.perf_counter() - run_started, 3),
         "artifacts": {name: str(a.uri) for name, a in (
             ("ExampleGen", examples), ("Transform", transformed), ("Trainer", model),
             ("Evaluator", evaluation), ("Pusher", pushed))},
         "component_seconds": timings,
-        "config": config,
+        "config": config.to_dict(),
     }
     write_json_atomic(root / "summary.json", summary)
     return summary

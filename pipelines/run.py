@@ -38,8 +38,9 @@ set_quiet_environment()  # before TensorFlow is imported anywhere
 
 from absl import app, flags  # noqa: E402
 
-from pipelines.config import CONFIG_DIR, FLAG_PATHS, SINGLE_RUN_FLAGS, ConfigError, load_defaults, resolve_config  # noqa: E402
-from pipelines.validate import check_multi_worker_losses, check_runner, validate_config  # noqa: E402
+from pipelines.config import CONFIG_DIR, FLAG_PATHS, SINGLE_RUN_FLAGS, ConfigError, load_defaults  # noqa: E402
+from pipelines.run_config import load_run_config  # noqa: E402
+from pipelines.validate import check_multi_worker_losses, check_runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -248,12 +249,16 @@ def main(argv: list[str]) -> None:
     try:
         if FLAGS.strategy == "multi_worker" and FLAGS.workers == 1:
             _start_worker()  # before anything else can start TensorFlow's runtime (validation does)
-        config = resolve_config(FLAGS.dataset, {name: FLAGS[name].value for name in FLAGS}, FLAGS.set)
-        # Everything is checked before any component runs: one line naming the flag or key, exit 2.
-        config = validate_config(config, [name for name in FLAG_PATHS if FLAGS[name].present])
+        # Loaded and checked once, before any component runs (one line naming the flag, or the key and the
+        # file or --set, exit 2), then passed down as typed objects.
+        notices: list[str] = []
+        config = load_run_config(FLAGS.dataset, {name: FLAGS[name].value for name in FLAGS}, FLAGS.set,
+                                 [name for name in FLAG_PATHS if FLAGS[name].present], notices)
+        for notice in notices:
+            print(f"note: {notice}", file=sys.stderr)
         check_runner(FLAGS.runner)
         if FLAGS.strategy == "multi_worker" or FLAGS.workers > 1:
-            check_multi_worker_losses(config)
+            check_multi_worker_losses(config.to_dict())
         root = Path(FLAGS.pipeline_root or Path.home() / "hale_tf_pipelines" / FLAGS.dataset).expanduser()
         _check_paths(root, FLAGS.serving_dir)
         options = PipelineOptions(
@@ -263,7 +268,8 @@ def main(argv: list[str]) -> None:
             strategy=FLAGS.strategy, force=FLAGS.force, serving_dir=FLAGS.serving_dir,
         )
         if FLAGS.print_config:  # what run_config.json will hold, then stop
-            print(json.dumps({"config": config, "options": options.__dict__}, indent=2, sort_keys=True, default=str))
+            print(json.dumps({"config": config.to_dict(), "options": options.__dict__}, indent=2, sort_keys=True,
+                             default=str))
             return
         if FLAGS.workers > 1 and not os.environ.get("TF_CONFIG"):
             sys.exit(_launch_workers(FLAGS.workers, root))

@@ -26,17 +26,14 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
-import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pipelines.config import FLAG_PATHS, SECTIONS, ConfigError
+from pipelines.config import FLAG_PATHS, PIPELINE_TRANSFORM_PARAMS, SECTIONS, ConfigError
 
 __all__ = ["check_runner", "validate_config"]
 
 Key = str | int
-# Transform parameters that come from flags of their own (--runner, --beam_options, --num_workers).
-_PIPELINE_TRANSFORM_PARAMS = ("beam_runner", "beam_options", "num_workers")
 _POSITIVE_TRANSFORM_PARAMS = ("num_shards", "queries_per_example", "chunk_bytes")
 _INT64_MAX = 2**63 - 1
 _KINDS: dict[Any, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
@@ -44,17 +41,32 @@ _KINDS: dict[Any, str] = {bool: "true or false", int: "an integer", float: "a nu
 
 
 class _Labels:
-    """Names a key path in messages: ``training.learning_rate``, or ``--learning_rate (…)`` for a flag."""
+    """Names a key path in messages: ``training.learning_rate``, or ``--learning_rate (…)`` for a flag; and
+    remembers the last path it named, so that an error can say which file (or ``--set``) set that key."""
 
-    def __init__(self, given_flags: Iterable[str]) -> None:
+    def __init__(self, given_flags: Iterable[str], sources: Mapping[tuple[str, ...], str] | None = None) -> None:
         self.flags = {path: flag for flag, path in FLAG_PATHS.items() if flag in set(given_flags)}
+        self.sources = dict(sources or {})
+        self.last: tuple[Key, ...] = ()
 
     def __call__(self, *path: Key) -> str:
+        self.last = path
         dotted = ""
         for part in path:
             dotted += f"[{part}]" if isinstance(part, int) else (f".{part}" if dotted else part)
         flag = self.flags.get(tuple(path))
         return f"--{flag} ({dotted})" if flag else dotted
+
+    def origin(self) -> str | None:
+        """The file or ``--set`` that set the last named key (its nearest enclosing key with a known
+        origin), None when a flag set it or nothing is known."""
+        path = tuple(str(p) for p in self.last if not isinstance(p, int))
+        if tuple(self.last) in self.flags:
+            return None
+        for end in range(len(path), 0, -1):
+            if path[:end] in self.sources:
+                return self.sources[path[:end]]
+        return None
 
 
 def _show(value: Any) -> str:
@@ -198,15 +210,9 @@ def _check_loss(label: _Labels, path: tuple[Key, ...], loss: Any) -> None:
 
 def _training_fields() -> dict[str, tuple[Any, bool]]:
     """(kind, optional) of every TrainingConfig field, from its type hints."""
-    from hale_tf.training import TrainingConfig
+    from hale_tf.training.config import training_fields
 
-    fields: dict[str, tuple[Any, bool]] = {}
-    for name, hint in typing.get_type_hints(TrainingConfig).items():
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional = len(args) < len(typing.get_args(hint))
-        base = args[0] if optional and args else hint
-        fields[name] = (typing.get_origin(base) or base, optional)
-    return fields
+    return dict(training_fields())
 
 
 def _check_training(label: _Labels, path: tuple[Key, ...], training: Mapping[str, Any],
@@ -281,7 +287,7 @@ def _check_transform(label: _Labels, config: dict[str, Any]) -> None:
     from components.transform import TRANSFORM_SPEC
 
     transform = _expect_object(label, ("transform",), config.get("transform", {}), '{"num_shards": 8}')
-    _check_keys(label, ("transform",), transform, set(TRANSFORM_SPEC.parameters) - set(_PIPELINE_TRANSFORM_PARAMS))
+    _check_keys(label, ("transform",), transform, set(TRANSFORM_SPEC.parameters) - set(PIPELINE_TRANSFORM_PARAMS))
     for key, value in transform.items():
         _check_value(label("transform", key), value, TRANSFORM_SPEC.parameters[key].type,
                      TRANSFORM_SPEC.parameters[key].optional)
@@ -346,18 +352,31 @@ def check_runner(name: str) -> None:
                       f"(or the dotted path of a PipelineRunner class)")
 
 
-def validate_config(config: Mapping[str, Any], given_flags: Iterable[str] = ()) -> dict[str, Any]:
+def validate_config(config: Mapping[str, Any], given_flags: Iterable[str] = (),
+                    sources: Mapping[tuple[str, ...], str] | None = None) -> dict[str, Any]:
     """Check the resolved run configuration (see the module docstring) and return it normalised.
 
     Args:
         config: the output of :func:`pipelines.config.resolve_config`.
         given_flags: names of the flags given on the command line (without ``--``), so that an error in a
             value a flag set names that flag.
+        sources: where each key path was set (:func:`pipelines.config.config_sources`), so that an error in
+            a value a file or ``--set`` set ends with ``(set in <file>)`` or ``(set by --set)``.
 
     Raises:
-        ConfigError: the first problem found, as one line naming the key (and flag).
+        ConfigError: the first problem found, as one line naming the key (and flag, or file).
     """
-    label = _Labels(given_flags)
+    label = _Labels(given_flags, sources)
+    try:
+        return _validate(label, config)
+    except ConfigError as err:
+        origin = label.origin() if sources else None
+        if origin is None:
+            raise
+        raise ConfigError(f"{err} ({'set by --set' if origin == '--set' else f'set in {origin}'})") from None
+
+
+def _validate(label: _Labels, config: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(config)
     _check_keys(label, (), out, SECTIONS)
     out["model"] = _check_model(label, out)

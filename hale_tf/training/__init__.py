@@ -21,7 +21,7 @@ Phased training (HaLE first, then negative sampling on the same model; ``hale_tf
 """
 
 from hale_tf.training import optimizers
-from hale_tf.training.config import TrainingConfig
+from hale_tf.training.config import LossSpec, TrainingConfig
 from hale_tf.training.optimizers import FusedAdam, FusedAdamW, LazyAdam
 from hale_tf.training.phases import Phase, fit_phases, parse_phases
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
@@ -35,7 +35,7 @@ from hale_tf.training.trainer import (
 )
 
 __all__ = [
-    "BatchSampler", "FusedAdam", "FusedAdamW", "LazyAdam", "NonFiniteError", "Phase", "TrainQueries",
+    "BatchSampler", "FusedAdam", "FusedAdamW", "LazyAdam", "LossSpec", "NonFiniteError", "Phase", "TrainQueries",
     "TrainingConfig", "TrainingResult", "ValidationData", "as_train_queries", "default_strategy",
     "epoch_permutation", "fit", "fit_phases", "mirrored_strategy", "optimizers", "parse_phases",
 ]

@@ -1,23 +1,33 @@
-"""One configuration object per training run, saved as JSON with the run."""
+"""One configuration object per training run, saved as JSON with the run.
+
+:class:`TrainingConfig` is the declared ``training`` section of a run configuration: frozen, and
+:meth:`TrainingConfig.from_dict` refuses an unknown field or a value of the wrong type with one line naming the
+field, so a typo in a config file or ``--set`` cannot pass silently.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-__all__ = ["LR_DECAYS", "TrainingConfig"]
+from hale_tf.atomic import atomic_write_text
+
+__all__ = ["LR_DECAYS", "LossSpec", "TrainingConfig", "training_fields"]
 
 LR_DECAYS = ("none", "linear", "cosine")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingConfig:
     """Hyperparameters and schedule of :func:`hale_tf.training.fit` (every field is JSON-serialisable).
 
@@ -124,17 +134,29 @@ class TrainingConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as JSON data (what :meth:`from_dict` reads back to an equal config)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainingConfig:
-        return cls(**values)
+        """The config from ``values`` (missing fields take their defaults). An unknown field or a value of the
+        wrong type (``"0.01"`` for ``learning_rate``, ``true`` for ``batch_size``) is a ``TypeError`` whose
+        message starts with the field; ranges are checked by the constructor (``ValueError``)."""
+        kinds = training_fields()
+        unknown = sorted(set(values) - set(kinds))
+        if unknown:
+            raise TypeError(f"{unknown[0]}: unknown TrainingConfig field; known: {', '.join(sorted(kinds))}")
+        checked = {}
+        for name, value in values.items():
+            kind, optional = kinds[name]
+            checked[name] = _typed(name, value, kind, optional)
+        return cls(**checked)
 
     def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """The config as JSON text; written to ``path`` as well when given."""
+        """The config as JSON text; written to ``path`` as well (atomically) when given."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
+            atomic_write_text(path, text + "\n")
         return text
 
     @classmethod
@@ -143,3 +165,56 @@ class TrainingConfig:
         if not text.lstrip().startswith("{"):
             text = Path(text_or_path).read_text(encoding="utf-8")
         return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """The ``loss`` section of a run configuration: a loss registry name and its parameters
+    (``{"name": "hale", "negatives": "in_batch"}``; the parameters are checked against the loss's own
+    ``get_config()`` when the configuration is validated, since each loss declares its own)."""
+
+    name: str = "hale"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name: expected a loss name, got {self.name!r}")
+        if not isinstance(self.params, Mapping) or "name" in self.params:
+            raise TypeError(f"the parameters of loss {self.name!r} must be an object without 'name'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name": …, **params}``, the form ``hale_tf.losses.get`` and the config files use."""
+        return {"name": self.name, **dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> LossSpec:
+        if not isinstance(values, Mapping) or "name" not in values:
+            raise TypeError(f"expected an object with a loss 'name', got {values!r}")
+        return cls(values["name"], {k: v for k, v in values.items() if k != "name"})
+
+
+@functools.cache
+def training_fields() -> dict[str, tuple[type, bool]]:
+    """(type, optional) of every TrainingConfig field, from its type hints (``float | None`` → (float, True))."""
+    kinds: dict[str, tuple[type, bool]] = {}
+    for name, hint in typing.get_type_hints(TrainingConfig).items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        base = args[0] if optional and args else hint
+        kinds[name] = (typing.get_origin(base) or base, optional)
+    return kinds
+
+
+def _typed(name: str, value: Any, kind: type, optional: bool) -> Any:
+    """``value`` checked against the field's type: an int is a valid float (and becomes one; Keras refuses an
+    integer learning rate), a bool is never a number."""
+    if value is None and optional:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is float and number:
+        return float(value)
+    if (kind is int and number and isinstance(value, int)) or (kind not in (int, float) and isinstance(value, kind)):
+        return value
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "an object"}
+    raise TypeError(f"{name}: expected {expected.get(kind, kind.__name__)}"
+                    f"{' or null' if optional else ''}, got {value!r}")

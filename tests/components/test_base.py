@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from components.base import (
     ComponentSpec,
     Parameter,
     compute_fingerprint,
+    fingerprint_of,
     resolve_params,
     run_component,
 )
+from hale_tf.atomic import publish_directory
 
 CALLS: list[dict] = []
 
@@ -203,3 +206,60 @@ def test_required_parameter_and_json_defaults() -> None:
     assert resolved == {"need": "x", "opts": [], "ratio": 2.0}
     resolved["opts"].append("mutated")
     assert spec.parameters["opts"].default == []  # defaults are copied, never aliased
+
+
+# -------------------------------------------------------------------------------- structured parameters
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """A structured parameter: an object with to_dict/from_dict."""
+
+    steps: int = 1
+
+    def to_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> _Schedule:
+        if set(values) - {"steps"}:
+            raise TypeError(f"unknown keys {sorted(set(values) - {'steps'})}")
+        return cls(**values)
+
+
+def test_structured_parameters_reach_the_executor_as_objects_and_the_metadata_as_dicts(tmp_path: Path) -> None:
+    seen = []
+    spec = ComponentSpec(name="Typed", artifact_type="Payload", outputs=("payload.txt",), parameters={
+        "schedule": Parameter(_Schedule, _Schedule()), "plan": Parameter(tuple, (), items=_Schedule),
+        "where": Parameter(str, doc="not part of the output", affects_output=False)})
+
+    def execute(inputs, output_dir: Path, params) -> None:
+        seen.append(params)
+        (output_dir / "payload.txt").write_text(str(params["schedule"].steps))
+
+    component = Component(spec, execute)
+    params = {"schedule": {"steps": 3}, "plan": [{"steps": 1}, _Schedule(2)], "where": "x"}
+    artifact = run_component(component, tmp_path, None, params)
+    assert seen[0]["schedule"] == _Schedule(3) and seen[0]["plan"] == (_Schedule(1), _Schedule(2))
+    assert artifact.parameters["schedule"] == {"steps": 3}
+    assert artifact.parameters["plan"] == [{"steps": 1}, {"steps": 2}]
+    # A mapping and the object give one fingerprint, known before the run (without the non-output "where").
+    assert artifact.fingerprint == fingerprint_of(component, None, {"schedule": _Schedule(3),
+                                                                   "plan": (_Schedule(1), _Schedule(2))})
+    assert resolve_params(spec, {"where": "x"})["schedule"] == _Schedule()
+    with pytest.raises(ComponentError, match=r"parameter 'schedule': unknown keys \['step'\]"):
+        resolve_params(spec, {"schedule": {"step": 3}, "where": "x"})
+    with pytest.raises(ComponentError, match=r"parameter 'plan\[0\]' must be a _Schedule or a mapping"):
+        resolve_params(spec, {"plan": [5], "where": "x"})
+
+
+def test_publish_directory_is_one_rename_that_never_replaces_a_published_one(tmp_path: Path) -> None:
+    filled, final = tmp_path / ".tmp-a", tmp_path / "a"
+    filled.mkdir()
+    (filled / "x").write_text("1")
+    assert publish_directory(filled, final) and (final / "x").read_text() == "1" and not filled.exists()
+    other = tmp_path / ".tmp-b"
+    other.mkdir()
+    (other / "x").write_text("2")
+    assert not publish_directory(other, final)  # already published: kept, and ours left for the caller
+    assert (final / "x").read_text() == "1" and other.exists()

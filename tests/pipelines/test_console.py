@@ -83,8 +83,9 @@ def test_a_closed_stdout_gives_no_traceback(args: list[str]) -> None:
 
 def test_tensorboard_run_names_are_readable_and_survive_a_resume(tmp_path) -> None:
     from pipelines.pipeline import TENSORBOARD_DIR, tensorboard_run_dir
+    from pipelines.run_config import RunConfig
 
-    config = {"model": "rotH", "model_config": {"dim": 32}}
+    config = RunConfig(model="rotH", model_config={"dim": 32})
     run_dir = tmp_path / "Trainer" / "runs" / "2c0aee55bff4708d"  # keyed by the fingerprint
     first = tensorboard_run_dir(tmp_path, run_dir, "kinship", config, fresh=False)
     assert first.parent == tmp_path / TENSORBOARD_DIR and first.name.startswith("kinship-rotH-d32-")

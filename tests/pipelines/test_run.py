@@ -43,6 +43,9 @@ def test_pipeline_end_to_end_on_kinship(kinship_run):
         assert 0.0 < metrics["metrics"][side]["pessimistic"]["mrr"] <= 1.0
     assert summary["metrics"]["headline"]["mrr"] > 0.2  # clearly better than random (≈ 0.05 on kinship)
     assert (root / "run_config.json").exists()
+    # The training run's directory (checkpoints, TensorBoard run name) is keyed by the Trainer's fingerprint.
+    trainer_fingerprint = Path(summary["artifacts"]["Trainer"]).name
+    assert [p.name for p in (root / "Trainer" / "runs").iterdir()] == [trainer_fingerprint]
     assert "saved_model:" in proc.stdout and "tensorboard --logdir" in proc.stdout
     # TensorBoard event files under the pipeline root, live during training, in a readably named run.
     runs = [p.name for p in (root / "tensorboard").iterdir()]
