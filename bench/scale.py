@@ -115,7 +115,7 @@ def measure_point(entities: int, triples: int, args: argparse.Namespace) -> dict
     data = TransformedData(transformed)
     n, r = data.num_entities, data.num_relations
     row["entities_in_vocab"] = n
-    queries = _load_queries(data, n, 2 * r)
+    queries = _load_queries(data, n, relation_ids(r))
     tf.keras.utils.set_random_seed(0)
     model = models.get("rotH", num_entities=n, num_relations=relation_ids(r), dim=args.dim)
     loss = losses.get("negative_sampling", num_negatives=50)

@@ -31,6 +31,7 @@ from typing import Any
 
 from components._transformed import TransformedData
 from components.base import Artifact, Component, ComponentSpec, Parameter, write_json
+from hale_tf.reciprocal import relation_ids
 from hale_tf.training import LossSpec, Phase, TrainingConfig
 
 __all__ = ["STRATEGIES", "TRAINER", "TRAINER_SPEC", "make_strategy"]
@@ -110,10 +111,9 @@ def _execute(inputs: dict[str, Artifact], output_dir: Path, params: dict[str, An
 
     strategy = make_strategy(params["strategy"])
     with strategy.scope():
-        model = models.get(
-            params["model"], num_entities=num_entities, num_relations=2 * num_relations, **params["model_config"]
-        )
-    queries = _load_queries(data, num_entities, 2 * num_relations)
+        model = models.get(params["model"], num_entities=num_entities, num_relations=relation_ids(num_relations),
+                           **params["model_config"])
+    queries = _load_queries(data, num_entities, relation_ids(num_relations))
     validation = training.ValidationData(
         data.triples("valid"), data.filter_index(), num_relations,
         options={"memory_budget": params["validation_memory_budget"]},
