@@ -177,9 +177,8 @@ def _check_model(label: _Labels, config: dict[str, Any]) -> str:
     defaults = models.get(canonical, **size).get_config()
     _check_like(label, ("model_config",), model_config, defaults, exclude=size)
     activation = model_config.get("activation")
-    if activation is not None and activation not in activations.available():
-        raise ConfigError(f"{label('model_config', 'activation')}: unknown activation {activation!r}; "
-                          f"available: {', '.join(activations.available())}")
+    if activation is not None and (not isinstance(activation, str) or activation not in activations.ACTIVATIONS):
+        raise ConfigError(f"{label('model_config', 'activation')}: {activations.ACTIVATIONS.unknown(activation)}")
     try:
         models.get(canonical, **size, **model_config)
     except (TypeError, ValueError) as err:
