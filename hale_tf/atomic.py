@@ -2,19 +2,21 @@
 
 A crash therefore leaves either the old file or the complete new one, never a half-written file that a
 later run would trust. The file gets the permissions of any new file (``0666`` less the umask), not
-``mkstemp``'s private ``0600``. Every writer of results, indexes and configs in the project goes through here.
+``mkstemp``'s private ``0600``. Every writer of results, indexes, configs and data files in the project goes
+through here; :func:`replace_directory` does the same for a directory completed in a scratch place.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_text", "current_umask"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "current_umask", "replace_directory"]
 
 
 @contextlib.contextmanager
@@ -58,3 +60,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_open(path, "w") as handle:
         handle.write(text)
     return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, gzip_level: int | None = None) -> Path:
+    """Write ``payload`` to ``path`` atomically; returns the path.
+
+    With ``gzip_level`` the payload is gzip-compressed deterministically (no file name, mtime 0), like the
+    offline dataset mirror, so equal content gives byte-identical files and stable fingerprints.
+    """
+    with atomic_open(path, "wb") as handle:
+        if gzip_level is None:
+            handle.write(payload)
+        else:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=handle, compresslevel=gzip_level, mtime=0) as gz:
+                gz.write(payload)
+    return Path(path)
+
+
+def replace_directory(directory: str | os.PathLike, final: str | os.PathLike, trash: str | os.PathLike) -> Path:
+    """Move the completed ``directory`` to ``final`` in one rename; returns ``final``.
+
+    Whatever is at ``final`` (an incomplete or stale copy) is first renamed to ``trash``, a path in a scratch
+    folder on the same filesystem that the caller deletes afterwards, so readers see the old or the new
+    directory, never a mix. All three paths must be on one filesystem.
+    """
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        os.replace(final, trash)
+    os.replace(directory, final)
+    return final
