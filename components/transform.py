@@ -60,6 +60,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from components.base import Artifact, Component, ComponentError, ComponentSpec, Parameter
 from components.example_gen import SPLITS
 from hale_tf.data.errors import DataFormatError
+from hale_tf.data.raw import split_fields, triple_text
 from hale_tf.data.records import RECORD_FORMAT, encode_query_block
 
 __all__ = ["TRANSFORM", "TRANSFORM_SPEC", "UNSEEN_POLICIES", "build_pipeline", "run_transform", "runner_class"]
@@ -198,45 +199,17 @@ def _plan_chunks(item: tuple[str, str], chunk_bytes: int) -> Iterator[_Chunk]:
             start, index = end, index + 1
 
 
-def _line_error(line: str) -> str | None:
-    if not line.strip():
-        return "blank line"
-    parts = line.split("\t")
-    if len(parts) != 3:
-        return f"expected 3 tab-separated fields (head, relation, tail), found {len(parts)}: {line!r:.120}"
-    if any(not p or p.isspace() for p in parts):
-        return f"empty field in {line!r:.120}"
-    return None
-
-
 def _read_chunk(chunk: _Chunk) -> Iterator[_Block]:
-    """Read and validate one byte range; any malformed line fails with file:line."""
+    """Read and validate one byte range (hale_tf.data.raw's line grammar); any malformed line fails with file:line."""
     with open(chunk.path, "rb") as f:
         f.seek(chunk.start)
         data = f.read(chunk.end - chunk.start)
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        _fail(chunk.path, chunk.first_line + data.count(b"\n", 0, exc.start), f"invalid UTF-8: {exc.reason}")
-    if chunk.start == 0 and text.startswith("\ufeff"):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-    if text.endswith("\n"):
-        text = text[:-1]
-    num_lines = text.count("\n") + 1
-    fields = _fields(text)
-    # Fast vectorised check that every line has exactly two tabs and no field is empty; only on failure
-    # walk the lines in Python to name the first bad one.
-    raw = np.frombuffer(text.encode("utf-8"), np.uint8)  # tab/newline bytes never occur inside UTF-8 chars
-    newlines = np.flatnonzero(raw == 10)
-    tabs_per_line = np.bincount(np.searchsorted(newlines, np.flatnonzero(raw == 9)), minlength=num_lines)
-    if len(fields) != 3 * num_lines or np.any(tabs_per_line != 2) or "" in fields:
-        for offset, line in enumerate(text.split("\n")):
-            reason = _line_error(line)
-            if reason:
-                _fail(chunk.path, chunk.first_line + offset, reason)
-    yield _Block(chunk.split, chunk.path, chunk.index, chunk.first_line, num_lines, text)
+        text = triple_text(data, chunk.path, first_line=chunk.first_line)
+        split_fields(text, chunk.path, first_line=chunk.first_line)
+    except DataFormatError as exc:
+        _fail(exc.path, exc.line, exc.reason)
+    yield _Block(chunk.split, chunk.path, chunk.index, chunk.first_line, text.count("\n") + 1, text)
 
 
 def _fields(text: str) -> list[str]:

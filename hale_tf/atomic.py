@@ -2,15 +2,17 @@
 
 A crash therefore leaves either the old file or the complete new one, never a half-written file that a
 later run would trust. The file gets the permissions of any new file (``0666`` less the umask), not
-``mkstemp``'s private ``0600``. Every writer of results, indexes and configs in the project goes through here;
-a whole directory (a component's artifact, a served model) is filled under a hidden name and published with
-:func:`publish_directory`, one rename.
+``mkstemp``'s private ``0600``. Every writer of results, indexes, configs and data files in the project
+goes through here; a whole directory (a component's artifact, a served model) is filled under a hidden
+name and published with :func:`publish_directory`, one rename that never replaces an existing one;
+:func:`replace_directory` replaces a stale copy (downloads, generated datasets) via a trash path.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import json
 import math
 import os
@@ -19,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_json", "atomic_write_text", "current_umask", "fsync_directory",
-           "publish_directory", "strict_json"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "current_umask",
+           "fsync_directory", "publish_directory", "replace_directory", "strict_json"]
 
 
 @contextlib.contextmanager
@@ -109,3 +111,32 @@ def publish_directory(filled: str | os.PathLike, final: str | os.PathLike) -> bo
         return False
     fsync_directory(Path(final).parent)
     return True
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, gzip_level: int | None = None) -> Path:
+    """Write ``payload`` to ``path`` atomically; returns the path.
+
+    With ``gzip_level`` the payload is gzip-compressed deterministically (no file name, mtime 0), like the
+    offline dataset mirror, so equal content gives byte-identical files and stable fingerprints.
+    """
+    with atomic_open(path, "wb") as handle:
+        if gzip_level is None:
+            handle.write(payload)
+        else:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=handle, compresslevel=gzip_level, mtime=0) as gz:
+                gz.write(payload)
+    return Path(path)
+
+
+def replace_directory(directory: str | os.PathLike, final: str | os.PathLike, trash: str | os.PathLike) -> Path:
+    """Move the completed ``directory`` to ``final`` in one rename; returns ``final``.
+
+    Whatever is at ``final`` (an incomplete or stale copy) is first renamed to ``trash``, a path in a scratch
+    folder on the same filesystem that the caller deletes afterwards, so readers see the old or the new
+    directory, never a mix. All three paths must be on one filesystem.
+    """
+    final = Path(final)
+    if final.exists() or final.is_symlink():
+        os.replace(final, trash)
+    os.replace(directory, final)
+    return final

@@ -11,6 +11,9 @@ Typical use::
 All errors derive from :class:`HaleDataError` (a ``ValueError``) with a one-line message.
 """
 
+from hale_tf.data.archive import extract_archive
+from hale_tf.data.counts import check_counts, dataset_counts
+from hale_tf.data.download import cache_root, download_dataset
 from hale_tf.data.errors import (
     ChecksumError,
     CountMismatchError,
@@ -23,27 +26,11 @@ from hale_tf.data.errors import (
 )
 from hale_tf.data.ids import IdSplits, load_id_splits
 from hale_tf.data.raw import read_triples, sha256_file, write_triples
-from hale_tf.data.registry import SPLITS, DatasetInfo, available, canonical_name, get_info
-from hale_tf.data.resolve import (
-    DatasetCounts,
-    DatasetFiles,
-    cache_root,
-    check_counts,
-    dataset_counts,
-    download_dataset,
-    extract_archive,
-    find_split_files,
-    resolve_dataset,
-)
-from hale_tf.data.synthetic import (
-    PRESETS as SYNTHETIC_PRESETS,
-)
-from hale_tf.data.synthetic import (
-    SyntheticGraph,
-    generate_synthetic,
-    synthetic_graph,
-    synthetic_info,
-)
+from hale_tf.data.registry import available, canonical_name, get_info
+from hale_tf.data.resolve import find_split_files, resolve_dataset
+from hale_tf.data.synthetic import SyntheticGraph, generate_synthetic, synthetic_graph, synthetic_info
+from hale_tf.data.types import PRESETS as SYNTHETIC_PRESETS
+from hale_tf.data.types import SPLITS, DatasetCounts, DatasetFiles, DatasetInfo, SyntheticParams
 
 __all__ = [
     "SPLITS",
@@ -59,6 +46,7 @@ __all__ = [
     "HaleDataError",
     "IdSplits",
     "SyntheticGraph",
+    "SyntheticParams",
     "UnknownDatasetError",
     "load_id_splits",
     "UnsafeArchiveError",

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hale_tf.data.raw import read_triples
-from hale_tf.data.resolve import DatasetFiles, resolve_dataset
+from hale_tf.data.resolve import resolve_dataset
+from hale_tf.data.types import DatasetFiles
 
 __all__ = ["IdSplits", "load_id_splits"]
 

@@ -13,12 +13,11 @@ verified against the published statistics). What is known about integrity is rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hale_tf.data.errors import UnknownDatasetError
+from hale_tf.data.types import SPLITS, SYNTHETIC, DatasetInfo, SyntheticParams
 from hale_tf.registry import Registry, normalize_name
 
-SPLITS: tuple[str, ...] = ("train", "valid", "test")
+__all__ = ["DATASETS", "SPLITS", "SYNTHETIC", "DatasetInfo", "available", "canonical_name", "get_info"]
 
 _CONVE_COMMIT = "f3c0eb286025410fa5b4c04696c918264163d0ca"
 _CONVE_RAW = f"https://github.com/TimDettmers/ConvE/raw/{_CONVE_COMMIT}"
@@ -30,39 +29,6 @@ _CONVE_CITATION = (
     "Dettmers, Minervini, Stenetorp, Riedel. Convolutional 2D Knowledge Graph Embeddings. AAAI 2018."
 )
 _CONVE_CODE_LICENSE = "ConvE repository code: MIT."
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """One registered dataset.
-
-    ``url`` is the archive to download (tar.gz/zip) and ``files`` maps each split to its member path
-    inside it; when ``url`` is ``None``, ``files`` maps each split to its own download URL. Counts are
-    those of the standard release: entities and relations are unique strings over all splits.
-    """
-
-    name: str
-    description: str
-    url: str | None
-    archive_sha256: str | None
-    files: dict = field(hash=False)
-    num_entities: int
-    num_relations: int
-    num_train: int
-    num_valid: int
-    num_test: int
-    citation: str = ""
-    license: str = ""
-    archive_git_sha1: str | None = None
-    file_git_sha1: dict = field(default_factory=dict, hash=False)
-    mirror_sha256: dict = field(default_factory=dict, hash=False)
-    homepage: str = ""
-    notes: str = ""
-
-    @property
-    def num_triples(self) -> dict[str, int]:
-        """Expected number of triples per split."""
-        return {"train": self.num_train, "valid": self.num_valid, "test": self.num_test}
 
 
 def _conve(
@@ -281,8 +247,6 @@ _add(
     )
 )
 
-SYNTHETIC = "synthetic"
-
 
 def canonical_name(name: str) -> str:
     """The registry spelling of a user-typed name (``"WN18RR"``, ``"fb15k_237"`` → ``"fb15k-237"``).
@@ -305,11 +269,9 @@ def get_info(name: str) -> DatasetInfo:
     """The registry entry for ``name`` (case, ``-`` and ``_`` insensitive).
 
     ``"synthetic"`` returns the entry for the default generator parameters (see
-    :func:`hale_tf.data.synthetic.synthetic_info` for other sizes). Unknown names raise
+    :meth:`hale_tf.data.types.SyntheticParams.info` for other sizes). Unknown names raise
     :class:`UnknownDatasetError` listing the available ones.
     """
     if normalize_name(name) == SYNTHETIC:
-        from hale_tf.data.synthetic import synthetic_info  # late import: synthetic imports this module
-
-        return synthetic_info()
+        return SyntheticParams().info()
     return DATASETS.entry(name)

@@ -16,7 +16,7 @@ from hale_tf.data import (
     read_triples,
     write_triples,
 )
-from hale_tf.data.raw import git_blob_sha1, parse_triples, sha256_file
+from hale_tf.data.raw import git_blob_sha1, line_error, parse_triples, sha256_file, split_fields, triple_text
 
 LOCATION = re.compile(r"^.+:\d+: ")
 
@@ -54,9 +54,9 @@ def test_gzip_detected_by_content_not_name(tmp_path: Path) -> None:
         (b"a\tr\tb\nc\tr\n", 2, "expected 3 tab-separated fields"),
         (b"a\tr\tb\tx\n", 1, "found 4"),
         (b"a r b\n", 1, "separated by tabs, not spaces"),
-        (b"a\tr\tb\n\tr\tb\n", 2, "empty head field"),
-        (b"a\t\tb\n", 1, "empty relation field"),
-        (b"a\tr\t \n", 1, "empty tail field"),
+        (b"a\tr\tb\n\tr\tb\n", 2, "empty field (head)"),
+        (b"a\t\tb\n", 1, "empty field (relation)"),
+        (b"a\tr\t \n", 1, "empty field (tail)"),
         (b"a\tr\tb\n\nc\tr\td\n", 2, "blank line"),
         (b"a\tr\tb\n\n", 2, "blank line"),
         (b"a\tr\tb\nc\tr\t\xff\xfe\n", 2, "invalid UTF-8 at column 5"),
@@ -145,3 +145,35 @@ def test_format_error_pickles() -> None:
     err = DataFormatError("x.txt", 3, "bad")
     again = pickle.loads(pickle.dumps(err))
     assert str(again) == "x.txt:3: bad" and again.line == 3
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("a\tr\tb", None),
+        ("a b\tr x\tc d", None),  # fields may contain spaces
+        ("", "blank line"),
+        ("   ", "blank line"),
+        ("a\tr", "found 2"),
+        ("\tr\t ", "empty fields (head, tail)"),
+        ("a\t\tb", "empty field (relation)"),
+    ],
+)
+def test_line_grammar(line: str, reason: str | None) -> None:
+    found = line_error(line)
+    assert found == reason if reason is None else reason in found
+
+
+def test_a_piece_of_a_file_reports_file_lines() -> None:
+    # Transform validates line-aligned chunks: messages carry the file's line numbers, and a byte-order
+    # mark is only an artefact at line 1 (elsewhere it is part of a name).
+    assert triple_text(b"\xef\xbb\xbfa\tr\tb\r\nc\tr\td\r\n") == "a\tr\tb\nc\tr\td"
+    assert triple_text(b"\xef\xbb\xbfa\tr\tb\n", first_line=7) == "\ufeffa\tr\tb"
+    assert split_fields("a\tr\tb\nc\tr\td") == ["a", "r", "b", "c", "r", "d"]
+    with pytest.raises(DataFormatError, match=r"^f\.txt:12: expected 3 tab-separated fields"):
+        split_fields("a\tr\tb\na\tr\tb\tc", "f.txt", first_line=11)
+    with pytest.raises(DataFormatError, match=r"^f\.txt:10: invalid UTF-8 at column 3"):
+        triple_text(b"a\tr\tb\nx\t\xff\tc\n", "f.txt", first_line=9)
+    # Every line needs exactly two tabs, even when the total number of tabs adds up.
+    with pytest.raises(DataFormatError, match=r":1: expected 3 .* found 4"):
+        split_fields("a\tr\tb\tx\nc\td")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -15,12 +16,13 @@ from hale_tf.data import (
     check_counts,
     dataset_counts,
     generate_synthetic,
+    get_info,
     read_triples,
     resolve_dataset,
     synthetic_graph,
     synthetic_info,
 )
-from hale_tf.data.synthetic import PRESETS, SyntheticGraph, synthetic_dirname
+from hale_tf.data.synthetic import PRESETS, SyntheticGraph, SyntheticParams
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +170,7 @@ def test_resolve_generates_once_into_the_cache(isolated_cache: Path) -> None:
     params = {"preset": "tiny", "num_train": "2500"}  # CLI-style strings are accepted
     files = resolve_dataset("synthetic", synthetic_params=params)
     assert files.source == "synthetic"
-    assert files.directory == isolated_cache / synthetic_dirname(params)
+    assert files.directory == isolated_cache / SyntheticParams.from_dict(params).dirname
     assert files.directory.name == "synthetic-v1-e200-r8-tr2500-va100-te100-s0"
     assert dataset_counts(files).num_train == 2500
     stamp = files.train.stat().st_mtime_ns
@@ -192,3 +194,62 @@ def test_yago_sized_graph_is_fast(tmp_path: Path) -> None:
     assert (len(valid), len(test)) == (params["num_valid"], params["num_test"])
     assert not set(valid) & set(test)
     assert len({h for h, _, _ in valid} | {t for _, _, t in valid}) > 5000
+
+
+# SHA-256 of the uncompressed files that the generator wrote before the refactor into SyntheticParams +
+# synthetic_generator (computed on main at 8e702ce): the graph for given parameters must never change
+# without a GENERATOR_VERSION bump, since cached copies are found by parameters alone.
+_GOLDEN = {
+    "tiny": (
+        {**PRESETS["tiny"]},
+        {
+            "train.txt.gz": "4b9a9ef28af8c3909f7fb8a377dce3cdabe484b6d1a0a9e20cbe07567fbe95bc",
+            "valid.txt.gz": "7df47cff0b1f843012dddb528c8c5c1f92bee21f66d9bd98b2453e60bca783e6",
+            "test.txt.gz": "0e7ba01baa8cc5b705eb76fe89034d00c21503a23344b9388e12cc8c078b2a3f",
+            "synthetic.json": "232cd5f8f5434ef77a6faae6b462810d9d98b41e5f472234e8c9a74aa00fccee",
+        },
+    ),
+    "tiny-dense": (
+        {"num_relations": 4, "num_entities": 9, "num_train": 60, "num_valid": 5, "num_test": 5, "seed": 3},
+        {
+            "train.txt.gz": "84b93fefcf61145aa924a1084b59ec78b5d646196f5d7b07988d16d8f792558c",
+            "valid.txt.gz": "1a96631abbb81db6407c33e57627dc48896d1b72c06d1d2adef33c73f05b18e9",
+            "test.txt.gz": "c19519e32b13417ed4e2db40a24d8f0cd9b86c9736f571441c7ff956dc9b196f",
+            "synthetic.json": "16eacd4d3900d85dd78983bce4532db5fd5f3661b75ca81f955f27511e610fbd",
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_GOLDEN))
+def test_generated_files_match_the_recorded_checksums(tmp_path: Path, case: str) -> None:
+    params, expected = _GOLDEN[case]
+    files = generate_synthetic(tmp_path / case, **params)
+    found = {}
+    for path in sorted(files.directory.iterdir()):
+        content = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        found[path.name] = hashlib.sha256(content).hexdigest()  # uncompressed: independent of the zlib build
+    assert found == expected
+
+
+def test_params_are_declared_once() -> None:
+    # The dataclass is the single source: the generator, the registry entry and the cache name all follow it.
+    defaults = SyntheticParams()
+    assert synthetic_graph().params == defaults.as_dict() == {
+        "num_entities": 2000,
+        "num_relations": 12,
+        "num_train": 20000,
+        "num_valid": 1000,
+        "num_test": 1000,
+        "seed": 0,
+    }
+    assert get_info("synthetic") == synthetic_info() == defaults.info()
+    assert PRESETS["small"] == {k: v for k, v in defaults.as_dict().items() if k != "seed"}
+    assert defaults.dirname == "synthetic-v1-e2000-r12-tr20000-va1000-te1000-s0"
+    # Presets, CLI strings and NumPy integers normalise to the same parameters; an instance passes through.
+    same = SyntheticParams.from_dict({"preset": "tiny", "num_train": "2000", "seed": np.int64(0)})
+    assert same == SyntheticParams.from_dict({"preset": "tiny"}) == SyntheticParams(**PRESETS["tiny"])
+    assert type(same.seed) is int and SyntheticParams.from_dict(same) is same
+    assert synthetic_graph(same, seed=1).params["seed"] == 1  # keyword overrides on top of an instance
+    with pytest.raises(HaleDataError, match="num_valid >= 1"):
+        SyntheticParams(num_valid=0)  # constructing directly validates too
