@@ -21,8 +21,10 @@ least do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +122,20 @@ def train_rate(model_name: str, loss_config: dict[str, Any], splits: Any, querie
             "loss_first": result.history["loss"][0], "loss_last": result.history["loss"][-1]}
 
 
+@contextlib.contextmanager
+def _relation_tables(enabled: bool) -> Iterator[None]:
+    """Run with the all-entity kernel's per-relation tables of the ball terms switched off (or left on)."""
+    from hale_tf.models import base as model_base
+
+    saved = model_base.PER_RELATION_MIN_QUERIES
+    if not enabled:
+        model_base.PER_RELATION_MIN_QUERIES = 1 << 30
+    try:
+        yield
+    finally:
+        model_base.PER_RELATION_MIN_QUERIES = saved
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="wn18rr")
@@ -129,6 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=40, help="training steps per configuration")
     parser.add_argument("--reference-steps", type=int, default=20, help="steps of the (slow) reference path")
     parser.add_argument("--no-reference", action="store_true", help="skip the score_all + autodiff path")
+    parser.add_argument("--compare-tables", action="store_true",
+                        help="also run the fused path without the ball's per-relation tables (side by side)")
     parser.add_argument("--out", default=str(RESULTS_DIR / "all_entity_step.json"))
     args = parser.parse_args(argv)
 
@@ -155,11 +173,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"B = {batch}: matmul floor {floor:.1f} ms", flush=True)
         for model_name in model_names:
             for loss_name in loss_names:
-                for fused in ([True] if args.no_reference else [True, False]):
+                paths = (["fused-no-tables"] if args.compare_tables else []) + ["fused"]
+                for path in paths + ([] if args.no_reference else ["reference"]):
+                    fused = path != "reference"
                     steps = args.steps if fused else args.reference_steps
-                    row = train_rate(model_name, LOSSES[loss_name], splits, queries, batch, steps, fused)
-                    row.update(model=model_name, loss=loss_name, path="fused" if fused else "reference",
-                               batch=batch, x_floor=row["ms_per_step"] / floor)
+                    with _relation_tables(path != "fused-no-tables"):
+                        row = train_rate(model_name, LOSSES[loss_name], splits, queries, batch, steps, fused)
+                    row.update(model=model_name, loss=loss_name, path=path, batch=batch,
+                               x_floor=row["ms_per_step"] / floor)
                     rows.append(row)
                     print(f"  {model_name} {loss_name} {row['path']}: {row['ms_per_step']:.1f} ms/step, "
                           f"{row['examples_per_s']:.0f} /s", flush=True)

@@ -169,7 +169,8 @@ def squared_distance_to_all_by_relation(
 
 
 def squared_distance_from_dot(
-    a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, *, eps: float | None = None
+    a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, *, eps: float | None = None,
+    entity: dict[str, tf.Tensor] | None = None,
 ) -> tf.Tensor:
     """δ = d_c(x, exp0_c(v))² from the dot product a = ⟨x, v⟩ and norms (the all-entity training kernel).
 
@@ -182,25 +183,41 @@ def squared_distance_from_dot(
         δ = arcosh(1 + t)² / c,  arcosh(1 + t) = log1p(t + sqrt(t(t + 2)))
 
     Shapes broadcast: ``a [B, C]``, ``x2``/``c`` ``[B, 1]``, ``v_norm [1, C]`` (clamped ≥ 1e-15).
+    ``entity``: :func:`ball_entity_terms` of (c, v_norm), precomputed (e.g. per relation and gathered).
     """
-    return _ball_terms(a, x2, c, v_norm, ball_eps(a.dtype) if eps is None else eps)["delta"]
+    return _ball_terms(a, x2, c, v_norm, ball_eps(a.dtype) if eps is None else eps, entity)["delta"]
 
 
-def _ball_terms(a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, eps: float) -> dict[str, tf.Tensor]:
-    """The forward of :func:`squared_distance_from_dot` with the intermediates its gradient reuses."""
-    one = tf.cast(1.0, a.dtype)
+def ball_entity_terms(c: tf.Tensor, v_norm: tf.Tensor, eps: float) -> dict[str, tf.Tensor]:
+    """The terms of :func:`squared_distance_from_dot` that depend only on (curvature, entity).
+
+    th = tanh(√c‖v‖), γ = min(th, 1 − ε)/√c and 1/(1 − cγ²), broadcast over ``c`` and ``v_norm``. The
+    all-entity kernel computes them once per relation id (``c [G, 1]``, ``v_norm [1, C]``) and gathers
+    rows by the queries' relations instead of evaluating a tanh and two divisions per (query, entity).
+    """
+    one = tf.cast(1.0, v_norm.dtype)
     sqrt_c = tf.sqrt(c)
+    n = tf.maximum(v_norm, tf.cast(MIN_NORM, v_norm.dtype))
+    th = tf.tanh(tf.minimum(sqrt_c * n, MAX_TANH_ARG))
+    gamma = tf.minimum(th, one - eps) / sqrt_c
+    return {"th": th, "gamma": gamma, "inv_b": 1.0 / (one - c * (gamma * gamma))}
+
+
+def _ball_terms(a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, eps: float,
+                entity: dict[str, tf.Tensor] | None = None) -> dict[str, tf.Tensor]:
+    """The forward of :func:`squared_distance_from_dot` with the intermediates its gradient reuses
+    (``entity``: :func:`ball_entity_terms` already gathered to the shape of ``a``)."""
+    one = tf.cast(1.0, a.dtype)
     n = tf.maximum(v_norm, tf.cast(MIN_NORM, a.dtype))
     inv_n = 1.0 / n  # [1, C]
-    th = tf.tanh(tf.minimum(sqrt_c * n, MAX_TANH_ARG))
+    terms = ball_entity_terms(c, v_norm, eps) if entity is None else entity
+    th, gamma, inv_b = terms["th"], terms["gamma"], terms["inv_b"]
     clamped = th > one - eps
-    gamma = tf.minimum(th, one - eps) / sqrt_c
     rho = gamma * inv_n
     g2 = gamma * gamma
     d_raw = x2 + g2 - 2.0 * rho * a
     a_factor = tf.maximum(one - c * x2, tf.cast(MIN_NORM, a.dtype))  # [B, 1]
     k_row = 2.0 * c / a_factor  # [B, 1]
-    inv_b = 1.0 / (one - c * g2)
     t = k_row * inv_b * tf.maximum(d_raw, 0.0)
     q = tf.sqrt(tf.maximum(t * (t + 2.0), tf.cast(MIN_NORM**2, a.dtype)))
     # log(1 + t + q) rather than log1p(t + q): 3× cheaper on the B × N hot path; where they differ
@@ -212,7 +229,8 @@ def _ball_terms(a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, ep
 
 
 def squared_distance_from_dot_grad(
-    d_delta: tf.Tensor, a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, *, eps: float | None = None
+    d_delta: tf.Tensor, a: tf.Tensor, x2: tf.Tensor, c: tf.Tensor, v_norm: tf.Tensor, *, eps: float | None = None,
+    entity: dict[str, tf.Tensor] | None = None,
 ) -> tuple[tf.Tensor, list[tf.Tensor], list[tf.Tensor]]:
     """Gradient of :func:`squared_distance_from_dot` for upstream ``d_delta [B, C]``.
 
@@ -224,7 +242,7 @@ def squared_distance_from_dot_grad(
     ∂c = −Σ δ·dδ/c + (1/c + ‖x‖²/A) Σ t·dt + Σ γ²β·t·dt + Σ ∂γ·(‖v‖γ' − γ)/(2c),
     ∂‖v‖ = Σ u·2(γ/‖v‖)a/‖v‖ + ∂γ·γ', γ' = 1 − tanh²(√c‖v‖) (0 where γ is clamped).
     """
-    f = _ball_terms(a, x2, c, v_norm, ball_eps(a.dtype) if eps is None else eps)
+    f = _ball_terms(a, x2, c, v_norm, ball_eps(a.dtype) if eps is None else eps, entity)
     one = tf.cast(1.0, a.dtype)
     # arcosh(1 + t)/sqrt(t(t + 2)) → 1 − t/3 as t → 0, where the ratio of two tiny numbers is inexact.
     ratio = tf.where(f["t"] < 1e-3, 1.0 - f["t"] / 3.0, f["arcosh"] / f["q"])

@@ -73,27 +73,37 @@ class _Form(NamedTuple):
 
 
 def _form(geometry: str, dtype: tf.DType) -> _Form:
+    """The geometry's distance from dot products and its gradient; ``entity``: per-relation terms (ball)."""
     if geometry == "poincare":
         eps = poincare.ball_eps(dtype)
         return _Form(
-            lambda a, rows, cols: poincare.squared_distance_from_dot(a, *rows, *cols, eps=eps),
-            lambda d_delta, a, rows, cols: poincare.squared_distance_from_dot_grad(d_delta, a, *rows, *cols,
-                                                                                   eps=eps),
+            lambda a, rows, cols, entity=None: poincare.squared_distance_from_dot(a, *rows, *cols, eps=eps,
+                                                                                  entity=entity),
+            lambda d_delta, a, rows, cols, entity=None: poincare.squared_distance_from_dot_grad(
+                d_delta, a, *rows, *cols, eps=eps, entity=entity),
         )
     if geometry == "euclidean":
         return _Form(
-            lambda a, rows, cols: euclidean.squared_distance_from_dot(a, *rows, *cols),
-            lambda d_delta, a, rows, cols: euclidean.squared_distance_from_dot_grad(d_delta, a, *rows, *cols),
+            lambda a, rows, cols, entity=None: euclidean.squared_distance_from_dot(a, *rows, *cols),
+            lambda d_delta, a, rows, cols, entity=None: euclidean.squared_distance_from_dot_grad(
+                d_delta, a, *rows, *cols),
         )
     raise ValueError(f"unknown geometry {geometry!r}")
 
 
+def _relation_terms(rel_index: tf.Tensor, rel_c: tf.Tensor, v_norm: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The ball's (curvature, entity) terms of one chunk, once per relation id (``rel_c [G, 1]``,
+    ``v_norm [1, C]``) and gathered to the queries (``rel_index [B]``): ``[B, C]`` each."""
+    table = poincare.ball_entity_terms(rel_c, v_norm, poincare.ball_eps(v_norm.dtype))
+    return {key: tf.gather(value, rel_index) for key, value in table.items()}
+
+
 def _chunk_logits(spec: AllEntityKernel, form: _Form, x: tf.Tensor, v_chunk: tf.Tensor, rows: list[tf.Tensor],
-                  cols: list[tf.Tensor], bias: tf.Tensor,
-                  row_bias: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+                  cols: list[tf.Tensor], bias: tf.Tensor, row_bias: tf.Tensor | None,
+                  entity: dict[str, tf.Tensor] | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Dot products ``a``, distances δ and logits ℓ of one chunk, each ``[B, C]``."""
     a = tf.matmul(x, v_chunk, transpose_b=True)
-    delta = form.forward(a, rows, cols)
+    delta = form.forward(a, rows, cols, entity)
     shift = bias[tf.newaxis, :] if row_bias is None else bias[tf.newaxis, :] + row_bias[:, tf.newaxis]
     logits = (shift - spec.activation(delta)) * tf.constant(spec.inv_tau, x.dtype)
     return a, delta, logits
@@ -115,8 +125,9 @@ def _split(values: Sequence[tf.Tensor], sizes: tuple[int, int]) -> tuple[list[tf
 
 @functools.cache
 def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_entities: int,
-              has_row_bias: bool) -> tuple[Any, Any]:
-    """The forward and backward XLA functions of one kernel spec (``sizes``: number of row/column stats)."""
+              has_row_bias: bool, per_relation: bool = False) -> tuple[Any, Any]:
+    """The forward and backward XLA functions of one kernel spec (``sizes``: number of row/column stats;
+    ``per_relation``: the ball's entity terms once per relation id, see :func:`_relation_terms`)."""
     num_rows, num_cols = sizes
 
     def real_columns(logits: tf.Tensor, start: tf.Tensor) -> tf.Tensor:
@@ -130,7 +141,10 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
         cols_chunk = [tf.slice(s, [start], [spec.chunk])[tf.newaxis, :] for s in cols]
         return start, v_chunk, cols_chunk, tf.slice(bias, [start], [spec.chunk])
 
-    def forward(x, v, bias, row_bias, ex_rows, ex_ids, *stats):
+    def entity_terms(rel_index: tf.Tensor, rel_c: tf.Tensor, cols_chunk: list[tf.Tensor]):
+        return _relation_terms(rel_index, rel_c, cols_chunk[0]) if per_relation else None
+
+    def forward(x, v, bias, row_bias, ex_rows, ex_ids, rel_index, rel_c, *stats):
         form = _form(spec.geometry, x.dtype)
         shift = row_bias if has_row_bias else None
         rows, cols = _split(stats, sizes)
@@ -139,7 +153,8 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
 
         def body(j, acc0, acc1):
             start, v_chunk, cols_chunk, b = chunk_inputs(v, cols, bias, j)
-            _, _, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, shift)
+            _, _, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, shift,
+                                         entity_terms(rel_index, rel_c, cols_chunk))
             if spec.reduction == "softplus":
                 return (j + 1, acc0 + tf.reduce_sum(tf.math.softplus(logits), 1),
                         acc1 + tf.reduce_sum(real_columns(logits, start), 1))
@@ -159,7 +174,7 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
             return tf.stack([acc0, acc1])
         return tf.stack([acc0 + tf.math.log(acc1)])
 
-    def backward(upstream, value, x, x_t, v, bias, row_bias, ex_rows, ex_ids, *stats):
+    def backward(upstream, value, x, x_t, v, bias, row_bias, ex_rows, ex_ids, rel_index, rel_c, *stats):
         form = _form(spec.geometry, x.dtype)
         shift = row_bias if has_row_bias else None  # row_bias itself shapes the zero gradient below
         rows, cols = _split(stats, sizes)
@@ -168,7 +183,8 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
 
         def body(j, d_x, d_rows, d_v, d_cols, d_bias):
             start, v_chunk, cols_chunk, b = chunk_inputs(v, cols, bias, j)
-            a, delta, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, shift)
+            entity = entity_terms(rel_index, rel_c, cols_chunk)
+            a, delta, logits = _chunk_logits(spec, form, x, v_chunk, rows, cols_chunk, b, shift, entity)
             if spec.reduction == "softplus":
                 d_logits = upstream[0][:, tf.newaxis] * tf.sigmoid(logits) + real_columns(
                     tf.broadcast_to(upstream[1][:, tf.newaxis], tf.shape(logits)), start)
@@ -177,7 +193,7 @@ def _compiled(spec: AllEntityKernel, sizes: tuple[int, int], masked: bool, num_e
                     logits = _exclude(logits, ex_rows, ex_ids, start)
                 d_logits = tf.exp(logits - value[0][:, tf.newaxis]) * upstream[0][:, tf.newaxis]
             d_delta = -inv_tau * spec.activation.derivative(delta) * d_logits
-            d_a, g_rows, g_cols = form.backward(d_delta, a, rows, cols_chunk)
+            d_a, g_rows, g_cols = form.backward(d_delta, a, rows, cols_chunk, entity)
             if has_row_bias:
                 g_rows = [*g_rows, inv_tau * tf.reduce_sum(d_logits, 1)]
             d_x += tf.matmul(d_a, v_chunk)
@@ -240,6 +256,9 @@ class AllEntityInputs(NamedTuple):
     geometry: ``poincare`` or ``euclidean``; point: query points ``[B, d]``; row_stats: per-query
     statistics, each ``[B, 1]`` (ball: ‖x‖², c; flat: ‖x‖²); vectors: entity vectors ``[N, d]``; col_stats:
     per-entity statistics, each ``[N]`` (ball: ‖v‖; flat: ‖v‖²); tail_bias: ``[N]``; head_bias: ``[B]``.
+    relation_index ``[B]`` and relation_curvature ``[G, 1]`` (ball only, optional): each query's relation
+    id and every relation id's curvature (``row_stats``' c is ``relation_curvature[relation_index]``); with
+    them the kernel evaluates the (curvature, entity) terms once per relation id instead of per query.
     """
 
     geometry: str
@@ -249,6 +268,8 @@ class AllEntityInputs(NamedTuple):
     col_stats: list[tf.Tensor]
     tail_bias: tf.Tensor
     head_bias: tf.Tensor
+    relation_index: tf.Tensor | None = None
+    relation_curvature: tf.Tensor | None = None
 
 
 def all_entity_reduce(
@@ -297,28 +318,37 @@ def all_entity_reduce(
         ex_ids = tf.pad(ex_ids, [[0, extra]], constant_values=-1)  # never inside a chunk
     else:
         ex_rows = ex_ids = tf.zeros([1], tf.int32)
-    forward, backward = _compiled(spec, (len(row_stats), len(col_stats)), masked, num_entities, with_head_bias)
+    per_relation = inputs.relation_index is not None and inputs.relation_curvature is not None
+    forward, backward = _compiled(spec, (len(row_stats), len(col_stats)), masked, num_entities, with_head_bias,
+                                  per_relation)
     head_bias = inputs.head_bias if with_head_bias else tf.zeros([1], x.dtype)
+    if per_relation:
+        rel_index = tf.cast(inputs.relation_index, tf.int32)
+        rel_c = tf.cast(inputs.relation_curvature, x.dtype)
+    else:
+        rel_index, rel_c = tf.zeros([1], tf.int32), tf.zeros([1, 1], x.dtype)
 
     # do_not_convert: AutoGraph would rewrite the custom-gradient closure and break it.
     @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
-    def reduce(ex_rows, ex_ids, *tensors):
+    def reduce(ex_rows, ex_ids, rel_index, rel_c, *tensors):
         # stop_gradient: no tape may record inside the compiled loops (their TensorList accumulators
-        # cannot cross the XLA boundary, and the gradient is ours anyway).
+        # cannot cross the XLA boundary, and the gradient is ours anyway). rel_c gets no gradient of its
+        # own: it is the per-row curvature c of row_stats, whose gradient carries the whole dependence.
         x, v, bias, row_bias, *stats = (tf.stop_gradient(t) for t in tensors)
-        value = forward(x, v, bias, row_bias, ex_rows, ex_ids, *stats)
+        rel_c = tf.stop_gradient(rel_c)
+        value = forward(x, v, bias, row_bias, ex_rows, ex_ids, rel_index, rel_c, *stats)
 
         def grad(upstream):
             grads = backward(tf.stop_gradient(upstream), value, x, tf.transpose(x), v, bias, row_bias, ex_rows,
-                             ex_ids, *stats)
-            return [None, None, *grads]
+                             ex_ids, rel_index, rel_c, *stats)
+            return [None, None, None, None, *grads]
 
         return value, grad
 
     parts = _row_parts(x) if parts is None else max(1, int(parts))
     if parts == 1:
-        out = reduce(ex_rows, ex_ids, x, v, bias, head_bias, *row_stats, *col_stats)
+        out = reduce(ex_rows, ex_ids, rel_index, rel_c, x, v, bias, head_bias, *row_stats, *col_stats)
     else:
         # One compiled call runs on one core (XLA:CPU does not split its while loop across threads), so
         # the queries are split into `parts` independent calls that TensorFlow's executor runs concurrently.
@@ -332,7 +362,8 @@ def all_entity_reduce(
             part_rows = tf.where(inside, ex_rows - lo, 0)
             part_ids = tf.where(inside, ex_ids, -1)
             part_head_bias = head_bias[lo:hi] if with_head_bias else head_bias
-            outs.append(reduce(part_rows, part_ids, x[lo:hi], v, bias, part_head_bias,
+            part_rel_index = rel_index[lo:hi] if per_relation else rel_index
+            outs.append(reduce(part_rows, part_ids, part_rel_index, rel_c, x[lo:hi], v, bias, part_head_bias,
                                *[s[lo:hi] for s in row_stats], *col_stats))
         out = tf.concat(outs, axis=-1)
     return out[0] if spec.reduction == "logsumexp" else out

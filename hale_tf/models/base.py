@@ -23,6 +23,9 @@ from hale_tf.models.all_entity import AllEntityInputs, AllEntityKernel, all_enti
 __all__ = ["KGEModel", "Query"]
 
 DEFAULT_SCORE_MEMORY_BUDGET = 512 * 2**20  # bytes of B × chunk temporaries in score_all
+# The all-entity kernel shares the ball's per-(curvature, entity) terms across the queries of one relation
+# id when the batch has at least this many queries per relation id (the table costs G × C, not B × C).
+PER_RELATION_MIN_QUERIES = 4
 
 
 class Query(NamedTuple):
@@ -216,12 +219,19 @@ class KGEModel(keras.Model):
             vectors = self.entities(entity_ids)
             tail_bias = self.entities.tail_biases(entity_ids)
         x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)
+        relation_index = relation_curvature = None
         if self.geometry == "poincare":
             row_stats, col_stats = [x2, query.curvature], [poincare.safe_norm(vectors)[:, 0]]
+            batch = x.shape[0]
+            if (query.relation is not None and batch is not None
+                    and PER_RELATION_MIN_QUERIES * self.num_relations <= batch):
+                # Few relation ids for many queries: the kernel evaluates the (curvature, entity) terms once
+                # per relation id and gathers them (≈ 1.4× faster for WN18RR's 22 ids and 500 queries).
+                relation_index, relation_curvature = query.relation, self.curvature.all_curvatures()[:, tf.newaxis]
         else:
             row_stats, col_stats = [x2], [tf.reduce_sum(vectors * vectors, axis=-1)]
         return AllEntityInputs(self.geometry, x, row_stats, vectors, col_stats, tail_bias,
-                               self.entities.head_biases(h))
+                               self.entities.head_biases(h), relation_index, relation_curvature)
 
     def reduce_all_entities(
         self,

@@ -87,6 +87,37 @@ def test_values_and_gradients_equal_autodiff_of_the_formula(geometry: str, activ
                                    err_msg=name)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+def test_per_relation_terms_equal_autodiff_of_the_formula(parts: int) -> None:
+    """The ball's (curvature, entity) terms once per relation id, gathered to the queries: values and the
+    gradients of x, every relation's curvature, v and the biases equal autodiff of the plain formula."""
+    tensors, rng = _inputs("poincare", seed=11)
+    _, _, v, tail_bias, head_bias = tensors
+    rel_index = tf.constant(rng.integers(0, 3, B), tf.int32)  # 3 relation ids (one may be unused)
+    rel_c = tf.constant(rng.uniform(0.3, 2.0, (3, 1)))
+    row_c = tf.gather(rel_c, rel_index)
+    x = poincare.project(poincare.expmap0(tf.constant(rng.normal(size=(B, D)) * 0.5), row_c), row_c)
+    spec = AllEntityKernel("poincare", ACTIVATIONS[1], 0.7, "logsumexp", 16)
+    sources = [x, rel_c, v, tail_bias]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(sources)
+        c = tf.gather(rel_c, rel_index)
+        inputs = _kernel_inputs("poincare", x, c, v, tail_bias, head_bias)._replace(
+            relation_index=rel_index, relation_curvature=rel_c)
+        out = all_entity_reduce(spec, inputs, excluded=(tf.constant(ROWS), tf.constant(IDS)), parts=parts)
+        logits = (tail_bias[tf.newaxis, :] - ACTIVATIONS[1](_exact_ball_delta(x, v, c))) * 0.7
+        logits = tf.tensor_scatter_nd_update(logits, tf.stack([ROWS, IDS], axis=1),
+                                             tf.fill([len(IDS)], tf.constant(-1e30, tf.float64)))
+        reference = tf.reduce_logsumexp(logits, 1)
+        weights = tf.constant(rng.normal(size=B))
+        mine, theirs = tf.reduce_sum(out * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-10, atol=1e-10)
+    for name, got, want in zip(["x", "rel_c", "v", "tail_bias"], tape.gradient(mine, sources),
+                               tape.gradient(theirs, sources), strict=True):
+        np.testing.assert_allclose(tf.convert_to_tensor(got).numpy(), tf.convert_to_tensor(want).numpy(),
+                                   rtol=1e-8, atol=1e-10, err_msg=name)
+
+
 @settings(max_examples=25, deadline=None)
 @given(scale=st.floats(0.05, 8.0), c=st.floats(0.05, 4.0), seed=st.integers(0, 10_000))
 def test_arcosh_form_is_accurate_to_the_boundary_in_float32(scale: float, c: float, seed: int) -> None:
@@ -189,6 +220,17 @@ def _model(seed: int = 0) -> models.KGEModel:
 
 
 QUICK = dict(batch_size=32, learning_rate=0.01, verbose=0)
+
+
+@pytest.mark.parametrize("model_name", ["rotH", "attH"])
+def test_models_share_per_relation_terms_and_still_equal_the_reference(model_name: str, monkeypatch) -> None:
+    """The model path with the per-relation tables switched on for this small batch (5 queries, 6 ids)."""
+    from hale_tf.models import base as model_base
+
+    monkeypatch.setattr(model_base, "PER_RELATION_MIN_QUERIES", 0)
+    model = models.get(model_name, num_entities=37, num_relations=6, dim=8)
+    assert model.all_entity_inputs(tf.constant([0, 1]), tf.constant([2, 5])).relation_curvature is not None
+    test_fused_losses_equal_the_score_all_losses_in_float64(model_name, *FUSED_LOSSES[0])
 
 
 def test_two_replicas_train_like_one(two_cpus: tuple[str, str]) -> None:
