@@ -1,8 +1,8 @@
 """Queries: train id blocks -> both directions -> shards (seeded hash) -> CSR queries -> TFRecord files.
 
-The NumPy work is :mod:`hale_tf.data.queries` (reciprocal rows, shard assignment and order by a seeded
-hash, grouping) and :func:`hale_tf.data.records.write_query_records` (the TFRecord writer); this module
-only routes Beam elements through them and counts per-shard statistics.
+The NumPy work is :mod:`hale_tf.reciprocal` (both directions), :mod:`hale_tf.data.queries` (shard
+assignment and order by a seeded hash, grouping) and :func:`hale_tf.data.records.write_query_records`
+(the TFRecord writer); this module only routes Beam elements through them and counts per-shard statistics.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from hale_tf.data.queries import group_queries, shard_of, with_reciprocals
+from hale_tf.data.queries import group_queries, shard_of
 from hale_tf.data.records import write_query_records
+from hale_tf.reciprocal import both_directions, relation_ids
 
 
 def _emit_shard_parts(
@@ -25,7 +26,7 @@ def _emit_shard_parts(
     split, (_, ids) = item
     if split != "train":
         return
-    rows = with_reciprocals(ids, sizes[1])
+    rows = both_directions(ids, sizes[1])
     shard = shard_of(rows[:, 0], rows[:, 1], seed, num_shards)
     order = np.argsort(shard, kind="stable")
     bounds = np.searchsorted(shard[order], np.arange(num_shards + 1))
@@ -56,16 +57,16 @@ class _WriteQueryShard(beam.DoFn):
             Path(self._out_dir) / "queries" / name, queries, queries_per_example=self._qpe
         )
         counts = queries.answers_per_query()
-        relations = queries.relations
+        relations, num_relation_ids = queries.relations, relation_ids(num_relations)
         # Degree = number of (deduplicated) train triples an entity takes part in; each triple shows up
         # once as an answer of a tail query and once of a head query, so count answers.
         yield {
             "num_queries": queries.num_queries,
             "num_answers": queries.num_answers,
             "records": int(records),
-            "queries_per_relation": np.bincount(relations, minlength=2 * num_relations).astype(np.int64),
+            "queries_per_relation": np.bincount(relations, minlength=num_relation_ids).astype(np.int64),
             "answers_per_relation": np.bincount(
-                relations, weights=counts, minlength=2 * num_relations
+                relations, weights=counts, minlength=num_relation_ids
             ).astype(np.int64),
             "degree": np.bincount(queries.answers, minlength=num_entities).astype(np.int64),
             "answer_count_hist": np.bincount(counts).astype(np.int64)

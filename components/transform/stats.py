@@ -12,6 +12,7 @@ from components.example_gen import SPLITS
 from components.transform.vocab import _split_names
 from hale_tf.atomic import atomic_write_text
 from hale_tf.data.records import RECORD_FORMAT
+from hale_tf.reciprocal import relation_ids
 
 RELATION_CATEGORY_THRESHOLD = 1.5  # tph / hpt threshold of Bordes et al. (2013)
 
@@ -79,7 +80,7 @@ def _build_stats(
     stats = {
         "num_entities": len(entities),
         "num_relations": len(relations),
-        "num_relations_with_reciprocals": 2 * len(relations),
+        "num_relations_with_reciprocals": relation_ids(len(relations)),
         "reciprocal_offset": len(relations),
         "unseen_policy": params["unseen_policy"],
         "queries": {

@@ -21,6 +21,8 @@ Other forms of the same data, each confined to one place:
   query of each answer, :meth:`Queries.answer_query` restricted to the batch) and ``answer_ids``
   (= ``answers``).
 
+Reciprocal rows come from :func:`hale_tf.reciprocal.both_directions` (tail queries, then head queries).
+
 Query order. ``seed=None`` sorts queries by (head, relation) (the in-memory trainer's order);
 an integer seed gives Transform's deterministic shuffle: queries sorted by a seeded 64-bit hash of
 (head, relation), :func:`query_hash` with ``ORDER_SALT``. Transform also routes each query to a shard by
@@ -35,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from hale_tf.reciprocal import both_directions
+
 __all__ = [
     "ORDER_SALT",
     "SHARD_SALT",
@@ -43,7 +47,6 @@ __all__ = [
     "queries_from_triples",
     "query_hash",
     "shard_of",
-    "with_reciprocals",
 ]
 
 SHARD_SALT = 0  # salt of the hash that assigns a query to a shard
@@ -104,14 +107,6 @@ class Queries:
                        self.answers[offsets[0] : offsets[-1]])
 
 
-def with_reciprocals(triples: Any, num_relations: int) -> np.ndarray:
-    """Rows (query head, query relation, answer): tail queries ``(h, r, t)`` then head queries
-    ``(t, r + R, h)`` for ``R = num_relations`` base relations; the ids keep the input's integer dtype."""
-    ids = np.asarray(triples).reshape(-1, 3)
-    reverse = np.stack([ids[:, 2], ids[:, 1] + num_relations, ids[:, 0]], axis=1)
-    return np.concatenate([ids, reverse.astype(ids.dtype, copy=False)])
-
-
 def _mix64(x: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser: a fast, well-mixed, platform-independent 64-bit hash of uint64 values."""
     x = np.asarray(x, np.uint64)
@@ -169,4 +164,4 @@ def queries_from_triples(
     """Id triples ``[M, 3]`` (h, r, t) -> :class:`Queries`: tail queries ``(h, r)`` and, with
     ``reciprocals``, head queries ``(t, r + R)`` for ``R = num_relations`` base relations."""
     rows = np.asarray(triples).reshape(-1, 3)
-    return group_queries(with_reciprocals(rows, num_relations) if reciprocals else rows, seed)
+    return group_queries(both_directions(rows, num_relations) if reciprocals else rows, seed)

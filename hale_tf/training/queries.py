@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from hale_tf.data.queries import Queries, queries_from_triples
 from hale_tf.losses.base import QueryBatch
+from hale_tf.reciprocal import base_relation_count, relation_ids
 
 __all__ = ["BatchSampler", "TrainQueries", "as_train_queries", "epoch_permutation"]
 
@@ -65,7 +66,8 @@ class TrainQueries(Queries):
         if num_entities is None:
             num_entities = int(max(queries.heads.max(initial=-1), queries.answers.max(initial=-1)) + 1)
         return cls.from_queries(
-            queries, num_entities=num_entities, num_relations=(2 if add_reciprocals else 1) * num_relations
+            queries, num_entities=num_entities,
+            num_relations=relation_ids(num_relations) if add_reciprocals else num_relations,
         )
 
 
@@ -81,10 +83,8 @@ def as_train_queries(data: Any, *, num_entities: int, num_relations: int) -> Tra
     if isinstance(data, Queries):
         return TrainQueries.from_queries(data, num_entities=num_entities, num_relations=num_relations)
     if isinstance(data, (np.ndarray, list, tuple)) or tf.is_tensor(data):
-        if num_relations % 2:
-            raise ValueError("triples need a model with 2R relation ids (reciprocals)")
         return TrainQueries.from_triples(
-            np.asarray(data), num_relations=num_relations // 2, num_entities=num_entities
+            np.asarray(data), num_relations=base_relation_count(num_relations), num_entities=num_entities
         )
     raise TypeError(f"train queries must be TrainQueries, Queries or id triples [M, 3], not {type(data).__name__}")
 
