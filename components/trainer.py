@@ -194,10 +194,8 @@ def _load_queries(data: TransformedData, num_entities: int, num_relation_ids: in
     from hale_tf.data.records import load_query_set
     from hale_tf.training import TrainQueries
 
-    arrays = load_query_set(data.query_pattern).numpy()
-    return TrainQueries(
-        heads=arrays["heads"], relations=arrays["relations"], offsets=arrays["row_splits"].astype("int64"),
-        answers=arrays["values"], num_entities=num_entities, num_relations=num_relation_ids,
+    return TrainQueries.from_queries(
+        load_query_set(data.query_pattern), num_entities=num_entities, num_relations=num_relation_ids
     )
 
 

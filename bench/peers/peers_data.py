@@ -32,6 +32,7 @@ def prepare_dataset(name: str, out_dir: Path) -> dict[str, Any]:
     Returns the metadata (counts, dropped triples, source files).
     """
     from hale_tf.data import read_triples, resolve_dataset
+    from hale_tf.data.ids import number_names
 
     files = resolve_dataset(name)
     sources = [files.train, files.valid, files.test]
@@ -43,8 +44,9 @@ def prepare_dataset(name: str, out_dir: Path) -> dict[str, Any]:
             return meta
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = {split: read_triples(path) for split, path in files.splits.items()}
-    entities = sorted({x for h, _, t in raw["train"] for x in (h, t)})
-    relations = sorted({r for _, r, _ in raw["train"]})
+    # Train alone, by the rule the pipeline's Transform uses (its default unseen_policy "drop").
+    entities = number_names(x for h, _, t in raw["train"] for x in (h, t))
+    relations = number_names(r for _, r, _ in raw["train"])
     e_id = {e: i for i, e in enumerate(entities)}
     r_id = {r: i for i, r in enumerate(relations)}
     counts: dict[str, dict[str, int]] = {}

@@ -20,24 +20,30 @@ feature              length                   meaning
                                               ascending within a query
 ===================  =======================  ==================================================
 
-Readers use only ``tf.data`` / ``tf.io`` (no Beam), so the trainer can run anywhere TensorFlow runs:
+This module is the only one that knows the feature keys: in memory, queries are a
+:class:`hale_tf.data.queries.Queries` (``heads``, ``relations``, ``offsets``, ``answers``; the on-disk
+``answer_counts`` is ``diff(offsets)``). Files are written by :func:`write_query_records` (the one
+TFRecord writer of queries, used by Transform; NumPy and ``crcmod`` only, no TensorFlow, so Beam workers
+skip the TensorFlow import) and read with ``tf.data`` / ``tf.io`` only (no Beam):
 
-* :func:`load_query_set` reads every query into memory as a :class:`QuerySet` (CSR answers), for
-  samplers that draw query batches with TF ops;
+* :func:`load_query_set` reads every query into memory as :class:`~hale_tf.data.queries.Queries`;
 * :func:`query_dataset` streams shuffled, batched, prefetched queries, shardable across input pipelines.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+import crcmod.predefined
 import numpy as np
 
+from hale_tf.atomic import atomic_open
 from hale_tf.data.errors import DatasetNotAvailableError, HaleDataError
+from hale_tf.data.queries import Queries
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -55,13 +61,11 @@ __all__ = [
     "DEFAULT_QUERIES_PER_EXAMPLE",
     "FEATURE_KEYS",
     "RECORD_FORMAT",
-    "QuerySet",
     "list_query_files",
     "load_query_set",
     "parse_query_blocks",
     "query_dataset",
     "encode_query_block",
-    "serialize_query_block",
     "write_query_records",
 ]
 
@@ -112,20 +116,18 @@ def _length_delimited(field_tag: bytes, payload: bytes) -> bytes:
     return field_tag + _varint(len(payload)) + payload
 
 
-def encode_query_block(
-    heads: np.ndarray, relations: np.ndarray, answer_counts: np.ndarray, answers: np.ndarray
-) -> bytes:
+def encode_query_block(block: Queries) -> bytes:
     """Serialise one block of queries as a ``tf.train.Example`` without TensorFlow.
 
     The bytes equal ``tf.train.Example(...).SerializeToString(deterministic=True)`` (map entries sorted by
-    key; tested), so files are identical whichever process or runner writes them, and Beam workers
-    need not import TensorFlow to write query records.
+    key; tested), so files are identical whichever process or runner writes them.
     """
-    if not (len(heads) == len(relations) == len(answer_counts)):
-        raise ValueError("heads, relations and answer_counts must have equal lengths")
-    if int(np.sum(answer_counts)) != len(answers):
-        raise ValueError("sum(answer_counts) must equal len(answers)")
-    columns = {"answer_counts": answer_counts, "answers": answers, "heads": heads, "relations": relations}
+    columns = {
+        "answer_counts": block.answers_per_query(),
+        "answers": block.answers,
+        "heads": block.heads,
+        "relations": block.relations,
+    }
     features = b""
     for key in sorted(columns):  # deterministic protobuf map order
         packed = _packed_varints(columns[key])
@@ -136,49 +138,33 @@ def encode_query_block(
     return _length_delimited(b"\x0a", features)  # Example.features = 1
 
 
-def serialize_query_block(
-    heads: np.ndarray, relations: np.ndarray, answer_counts: np.ndarray, answers: np.ndarray
-) -> bytes:
-    """Alias of :func:`encode_query_block` (kept for readability at call sites that think in protos)."""
-    return encode_query_block(heads, relations, answer_counts, answers)
+_crc32c = crcmod.predefined.mkPredefinedCrcFun("crc-32c")  # C implementation, a Beam[tfrecord] dependency
+
+
+def _masked_crc(data: bytes) -> bytes:
+    """TFRecord's masked CRC32C of ``data``, little-endian."""
+    crc = _crc32c(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
 
 
 def write_query_records(
-    path: str | os.PathLike[str],
-    heads: np.ndarray,
-    relations: np.ndarray,
-    row_splits: np.ndarray,
-    values: np.ndarray,
-    *,
-    queries_per_example: int = DEFAULT_QUERIES_PER_EXAMPLE,
+    path: str | os.PathLike[str], queries: Queries, *, queries_per_example: int = DEFAULT_QUERIES_PER_EXAMPLE
 ) -> int:
-    """Write queries (CSR answers) to one TFRecord file, in order, ``queries_per_example`` per record.
+    """Write ``queries`` to one TFRecord file, in order, ``queries_per_example`` per record.
 
-    The file is written under a temporary name and renamed, so the final name never holds a partial file.
-    Returns the number of records written.
+    TFRecord framing (length, masked CRC32C, data, masked CRC32C) is written here without TensorFlow; the
+    file is written atomically (a retried Beam bundle never leaves half a file). No queries give an empty
+    file, which is a valid shard. Returns the number of records written.
     """
-    tf = _tf()
     if queries_per_example < 1:
         raise ValueError("queries_per_example must be >= 1")
-    heads = np.asarray(heads)
-    row_splits = np.asarray(row_splits, np.int64)
-    counts = np.diff(row_splits)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
     records = 0
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for start in range(0, len(heads), queries_per_example):
-            stop = min(start + queries_per_example, len(heads))
-            writer.write(
-                encode_query_block(
-                    heads[start:stop],
-                    relations[start:stop],
-                    counts[start:stop],
-                    values[row_splits[start] : row_splits[stop]],
-                )
-            )
+    with atomic_open(path, "wb") as f:
+        for start in range(0, queries.num_queries, queries_per_example):
+            data = encode_query_block(queries.slice(start, min(start + queries_per_example, queries.num_queries)))
+            length = struct.pack("<Q", len(data))
+            f.write(length + _masked_crc(length) + data + _masked_crc(data))
             records += 1
-    tf.io.gfile.rename(tmp, path, overwrite=True)
     return records
 
 
@@ -227,52 +213,8 @@ def parse_query_blocks(serialized: tf.Tensor) -> dict[str, tf.Tensor | tf.Ragged
     }
 
 
-@dataclass(frozen=True)
-class QuerySet:
-    """All queries of a split in memory, answers in CSR form.
-
-    Attributes:
-        heads: int32 ``[Q]`` head entity ids.
-        relations: int32 ``[Q]`` relation ids (``r + R`` for reciprocal/head-prediction queries).
-        row_splits: int64 ``[Q + 1]``; answers of query ``i`` are ``values[row_splits[i]:row_splits[i+1]]``.
-        values: int32 ``[sum of answer counts]`` answer entity ids.
-    """
-
-    heads: tf.Tensor
-    relations: tf.Tensor
-    row_splits: tf.Tensor
-    values: tf.Tensor
-
-    @property
-    def answers(self) -> tf.RaggedTensor:
-        """Answers as an int32 ``RaggedTensor [Q, None]`` (shares the CSR tensors)."""
-        return _tf().RaggedTensor.from_row_splits(self.values, self.row_splits, validate=False)
-
-    @property
-    def answer_counts(self) -> tf.Tensor:
-        """int64 ``[Q]`` number of answers per query."""
-        return self.row_splits[1:] - self.row_splits[:-1]
-
-    @property
-    def num_queries(self) -> int:
-        return int(self.heads.shape[0])
-
-    @property
-    def num_answers(self) -> int:
-        return int(self.values.shape[0])
-
-    def numpy(self) -> dict[str, np.ndarray]:
-        """The four CSR arrays as NumPy arrays (for tests and statistics)."""
-        return {
-            "heads": self.heads.numpy(),
-            "relations": self.relations.numpy(),
-            "row_splits": self.row_splits.numpy(),
-            "values": self.values.numpy(),
-        }
-
-
-def load_query_set(file_pattern: str | Sequence[str], *, read_batch: int = 256) -> QuerySet:
-    """Read every query of the matching TFRecord files (sorted by name) into a :class:`QuerySet`.
+def load_query_set(file_pattern: str | Sequence[str], *, read_batch: int = 256) -> Queries:
+    """Read every query of the matching TFRecord files (sorted by name) into :class:`Queries`.
 
     Query order is file order then record order, so the result is deterministic for given files.
 
@@ -283,13 +225,13 @@ def load_query_set(file_pattern: str | Sequence[str], *, read_batch: int = 256) 
     tf = _tf()
     files = list_query_files(file_pattern)
     ds = tf.data.TFRecordDataset(files).batch(read_batch).map(parse_query_blocks)
-    heads, relations, counts, values = [], [], [], []
+    heads, relations, counts, answers = [], [], [], []
     try:
         for block in ds:
             heads.append(block["heads"].numpy())
             relations.append(block["relations"].numpy())
             counts.append(block["answers"].row_lengths().numpy())
-            values.append(block["answers"].flat_values.numpy())
+            answers.append(block["answers"].flat_values.numpy())
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as exc:
         first = str(exc.message).strip().splitlines()[0] if exc.message else type(exc).__name__
         raise HaleDataError(f"{file_pattern}: corrupt query records ({first})") from None
@@ -297,14 +239,9 @@ def load_query_set(file_pattern: str | Sequence[str], *, read_batch: int = 256) 
     def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros([0], dtype)
 
-    row_splits = np.zeros([sum(len(c) for c in counts) + 1], np.int64)
-    np.cumsum(cat(counts, np.int64), out=row_splits[1:])
-    return QuerySet(
-        heads=tf.constant(cat(heads, np.int32)),
-        relations=tf.constant(cat(relations, np.int32)),
-        row_splits=tf.constant(row_splits),
-        values=tf.constant(cat(values, np.int32)),
-    )
+    offsets = np.zeros([sum(len(c) for c in counts) + 1], np.int64)
+    np.cumsum(cat(counts, np.int64), out=offsets[1:])
+    return Queries(cat(heads, np.int32), cat(relations, np.int32), offsets, cat(answers, np.int32))
 
 
 def query_dataset(

@@ -1,10 +1,11 @@
 """Training queries in memory (CSR answers) and batch sampling entirely in TensorFlow.
 
 A query is q = (h, r) with r ∈ R ∪ R⁻¹ (reciprocal ids r + R), its answers T_q stored in CSR form:
-``answers[offsets[q]:offsets[q + 1]]``. The trainer keeps these arrays as constant tensors and builds each
-batch inside the compiled train step from a slice of an epoch permutation, so no Python or tf.data work
-happens per step (the data pipeline cannot become the bottleneck) and the data position is a pure
-function of (seed, epoch, batch index), which makes resuming exact.
+``answers[offsets[q]:offsets[q + 1]]`` (:class:`hale_tf.data.queries.Queries`, whose module builds them
+from id triples). The trainer keeps these arrays as constant tensors and builds each batch inside the
+compiled train step from a slice of an epoch permutation, so no Python or tf.data work happens per step
+(the data pipeline cannot become the bottleneck) and the data position is a pure function of
+(seed, epoch, batch index), which makes resuming exact.
 """
 
 from __future__ import annotations
@@ -15,48 +16,34 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from hale_tf.data.queries import Queries, queries_from_triples
 from hale_tf.losses.base import QueryBatch
+from hale_tf.reciprocal import base_relation_count, relation_ids
 
 __all__ = ["BatchSampler", "TrainQueries", "as_train_queries", "epoch_permutation"]
 
 
 @dataclass(frozen=True)
-class TrainQueries:
-    """Queries and their answers, CSR: query q has answers ``answers[offsets[q]:offsets[q+1]]``.
+class TrainQueries(Queries):
+    """:class:`~hale_tf.data.queries.Queries` with the sizes of the model that trains on them.
 
     ``num_relations`` counts the relation ids the model embeds (2R with reciprocals).
     """
 
-    heads: np.ndarray
-    relations: np.ndarray
-    offsets: np.ndarray
-    answers: np.ndarray
     num_entities: int
     num_relations: int
 
-    def __post_init__(self) -> None:
-        q = len(self.heads)
-        if len(self.relations) != q or len(self.offsets) != q + 1:
-            raise ValueError("heads, relations need one entry per query and offsets one more")
-        if self.offsets[0] != 0 or self.offsets[-1] != len(self.answers) or np.any(np.diff(self.offsets) < 1):
-            raise ValueError("offsets must start at 0, end at len(answers) and give every query an answer")
-
-    @property
-    def num_queries(self) -> int:
-        return len(self.heads)
-
-    @property
-    def num_answers(self) -> int:
-        """Number of (query, answer) pairs, i.e. training triples including reciprocals."""
-        return len(self.answers)
-
     def answer_counts(self) -> np.ndarray:
-        """How often each entity is an answer (for frequency-based negative sampling)."""
+        """How often each entity is an answer, ``[num_entities]`` (for frequency-based negative sampling)."""
         return np.bincount(self.answers, minlength=self.num_entities)
 
-    def answer_query(self) -> np.ndarray:
-        """The query of each answer entry, ``[A]``."""
-        return np.repeat(np.arange(self.num_queries, dtype=np.int32), np.diff(self.offsets))
+    @classmethod
+    def from_queries(cls, queries: Queries, *, num_entities: int, num_relations: int) -> TrainQueries:
+        """``queries`` (e.g. :func:`hale_tf.data.records.load_query_set`'s) for a model of these sizes."""
+        ids = (queries.heads, queries.relations, queries.answers)
+        heads, relations, answers = (np.asarray(a).astype(np.int32, copy=False) for a in ids)  # fast gathers
+        return cls(heads, relations, queries.offsets, answers, num_entities=num_entities,
+                   num_relations=num_relations)
 
     @classmethod
     def from_triples(
@@ -67,60 +54,39 @@ class TrainQueries:
         num_entities: int | None = None,
         add_reciprocals: bool = True,
     ) -> TrainQueries:
-        """Group id triples ``[M, 3]`` (h, r, t) into queries; with reciprocals (t, r + R, h) added.
+        """Group id triples ``[M, 3]`` (h, r, t) into queries sorted by (head, relation); with reciprocals
+        (t, r + R, h) added.
 
         Args:
             num_relations: R, the number of base relations (the model embeds 2R with reciprocals).
             num_entities: |E| (default: 1 + the largest entity id).
         """
-        t = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
-        if add_reciprocals:
-            t = np.concatenate([t, np.stack([t[:, 2], t[:, 1] + num_relations, t[:, 0]], axis=1)])
-        t = np.unique(t, axis=0)  # sorted by (h, r, t): queries come out contiguous, duplicates dropped
-        n = int(num_entities if num_entities is not None else t[:, [0, 2]].max() + 1)
-        keys = t[:, 0] * (2 * num_relations + 1) + t[:, 1]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        offsets = np.r_[starts, len(t)].astype(np.int64)
-        return cls(
-            heads=t[starts, 0].astype(np.int32),
-            relations=t[starts, 1].astype(np.int32),
-            offsets=offsets,
-            answers=t[:, 2].astype(np.int32),
-            num_entities=n,
-            num_relations=(2 if add_reciprocals else 1) * num_relations,
+        triples = np.asarray(triples, dtype=np.int64).reshape(-1, 3)
+        queries = queries_from_triples(triples, num_relations, reciprocals=add_reciprocals)
+        if num_entities is None:
+            num_entities = int(max(queries.heads.max(initial=-1), queries.answers.max(initial=-1)) + 1)
+        return cls.from_queries(
+            queries, num_entities=num_entities,
+            num_relations=relation_ids(num_relations) if add_reciprocals else num_relations,
         )
 
 
 def as_train_queries(data: Any, *, num_entities: int, num_relations: int) -> TrainQueries:
-    """Coerce ``data`` to :class:`TrainQueries`.
+    """Coerce ``data`` to :class:`TrainQueries` for a model with these sizes.
 
-    Accepts TrainQueries; an id-triple array ``[M, 3]`` (reciprocals added; ``num_relations`` is the
-    model's count, 2R); or a query set object with ``heads``, ``relations`` and CSR answers (attributes
-    ``answer_offsets``/``offsets``/``indptr`` and ``answer_ids``/``answers``/``indices``).
+    Accepts :class:`TrainQueries` (returned as is), :class:`~hale_tf.data.queries.Queries` (e.g. read by
+    ``load_query_set``), or id triples ``[M, 3]`` (reciprocals added; ``num_relations`` is the model's
+    count, 2R).
     """
     if isinstance(data, TrainQueries):
         return data
+    if isinstance(data, Queries):
+        return TrainQueries.from_queries(data, num_entities=num_entities, num_relations=num_relations)
     if isinstance(data, (np.ndarray, list, tuple)) or tf.is_tensor(data):
-        if num_relations % 2:
-            raise ValueError("triples need a model with 2R relation ids (reciprocals)")
         return TrainQueries.from_triples(
-            np.asarray(data), num_relations=num_relations // 2, num_entities=num_entities
+            np.asarray(data), num_relations=base_relation_count(num_relations), num_entities=num_entities
         )
-
-    def pick(*names: str) -> np.ndarray:
-        for name in names:
-            if hasattr(data, name):
-                return np.asarray(getattr(data, name))
-        raise TypeError(f"{type(data).__name__} has none of the attributes {names}")
-
-    return TrainQueries(
-        heads=pick("heads").astype(np.int32),
-        relations=pick("relations").astype(np.int32),
-        offsets=pick("answer_offsets", "offsets", "indptr", "answer_splits", "row_splits").astype(np.int64),
-        answers=pick("answer_ids", "answers", "indices", "values").astype(np.int32),
-        num_entities=num_entities,
-        num_relations=num_relations,
-    )
+    raise TypeError(f"train queries must be TrainQueries, Queries or id triples [M, 3], not {type(data).__name__}")
 
 
 def epoch_permutation(size: int, seed: int, epoch: int) -> tf.Tensor:

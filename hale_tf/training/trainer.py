@@ -101,7 +101,7 @@ def fit(
         model: a :class:`hale_tf.models.KGEModel` (any Keras model with ``num_entities``,
             ``num_relations`` and the scoring methods the loss uses). Trained in place.
         loss: a loss object or registry name/config (``hale_tf.losses.get``).
-        train_queries: :class:`TrainQueries`, a data ``QuerySet`` (CSR) or id triples ``[M, 3]``
+        train_queries: :class:`TrainQueries`, ``hale_tf.data.queries.Queries`` (CSR) or id triples ``[M, 3]``
             (reciprocal queries are added).
         config: a :class:`TrainingConfig`; ``overrides`` replace its fields, e.g.
             ``fit(…, batch_size=500, time_budget_s=600, max_epochs=50, patience=5, seed=0)``.

@@ -12,20 +12,15 @@ import pytest
 
 from components.base import Artifact, ComponentError, resolve_params, run_component
 from components.example_gen import EXAMPLE_GEN
-from components.transform import (
-    TRANSFORM,
-    TRANSFORM_SPEC,
-    _emit_shard_parts,
-    _error_from_pipeline,
-    _group_queries,
-    _plan_chunks,
-    _read_chunk,
-    run_transform,
-)
-from hale_tf.data import DataFormatError, read_triples
+from components.transform import TRANSFORM, TRANSFORM_SPEC, run_transform
+from components.transform.errors import _error_from_pipeline
+from components.transform.queries import _emit_shard_parts
+from components.transform.read import _plan_chunks, _read_chunk
+from hale_tf.data import DataFormatError, load_id_splits, read_triples, resolve_dataset
+from hale_tf.data.queries import group_queries
 from hale_tf.data.records import load_query_set
 from hale_tf.evaluation import FilterIndex
-from tests.components.conftest import TINY_TRAIN, write_dataset, write_split
+from tests.components.conftest import TINY_TRAIN, TINY_VALID, write_dataset, write_split
 
 SPLITS = ("train", "valid", "test")
 
@@ -53,12 +48,12 @@ def _expected_queries(triples, ent: dict[str, int], rel: dict[str, int]) -> dict
 
 
 def _loaded_queries(art: Artifact) -> dict[tuple[int, int], list[int]]:
-    qs = load_query_set(str(art.path("queries", "train-*.tfrecord"))).numpy()
+    qs = load_query_set(str(art.path("queries", "train-*.tfrecord")))
     out = {}
-    for i, (h, r) in enumerate(zip(qs["heads"], qs["relations"], strict=True)):
+    for i, (h, r) in enumerate(zip(qs.heads, qs.relations, strict=True)):
         key = (int(h), int(r))
         assert key not in out, f"query {key} appears twice"
-        out[key] = qs["values"][qs["row_splits"][i] : qs["row_splits"][i + 1]].tolist()
+        out[key] = qs.answers[qs.offsets[i] : qs.offsets[i + 1]].tolist()
     return out
 
 
@@ -68,6 +63,47 @@ def _digest(art: Artifact) -> str:
         for path in sorted(art.path(sub).rglob("*")):
             digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
+
+
+# SHA-256 of every output file (but filters/, hale_tf.evaluation's format) for the tiny graph, computed with
+# the single-module Transform before it became a package and before the query builder moved to
+# hale_tf.data.queries: the files are part of the artifacts' contract (fingerprints, trained models).
+PINNED_DROP = {  # num_shards=3, queries_per_example=2, seed 0 (the ``tiny`` fixture)
+    "queries/train-00000-of-00003.tfrecord": "00b260784cb347fc749795a237dfeab056da2f776e9676b21561d5292ff44fb7",
+    "queries/train-00001-of-00003.tfrecord": "44e58e1819e452aebac9973f6f14c264ae3d0fbb8ba29164f379e7ca58eb7c6d",
+    "queries/train-00002-of-00003.tfrecord": "079225c71e077dedd06d72a1c2bb1a879faa93c82b2fb7ee7969a60e23943781",
+    "stats.json": "fa50f451f803cb8cb8d18789cfaff0719c0ede54180da00c7cef6dd8b206ca41",
+    "triples/test.npy": "a018a853d0b419d1ee8c45581ed28d63c0966fb6b58918dfba90328074c1c903",
+    "triples/train.npy": "1c1dd102a0ff596cb6a62f98789ebf216fc92f981be7dcd3f51938d22cedb713",
+    "triples/valid.npy": "47c857766ed8a01d1d006120d32e4662590ba85aee4f4c42ae0253bdfa54fcfa",
+    "vocab/entities.tsv": "c6b39a37aa42bdd454f15806269ca1d0d417cd4823ec7a3db809908d6214f4dc",
+    "vocab/relations.tsv": "9268ad18d115c079d79b80b7f55cbac07692b2cdc4ad4cb550cb15429e90b5c5",
+}
+PINNED_KEEP = {  # unseen_policy="keep", default parameters (8 shards, 512 queries per example, seed 0)
+    "queries/train-00000-of-00008.tfrecord": "22884ab2abe9106996a8486c041809a3b38f04ded0cf510ff16c5d7395db8ea3",
+    "queries/train-00001-of-00008.tfrecord": "eacfc0fb2666be546c7345d73972b127634b44e9d10545249b5c8a4f1f8233a9",
+    "queries/train-00002-of-00008.tfrecord": "c9b64cd0984043bbd2d2e3920fc1f5c19d2c50bc4e5e4dceefa5da11235c8ac6",
+    "queries/train-00003-of-00008.tfrecord": "89e1b3903f4c97d57eb0bcfb4b6b3e0ac690fc2e475a0208a652269b27653749",
+    "queries/train-00004-of-00008.tfrecord": "a1176cbddb324839d198de237e0807e601383e5caa6ad7334998020e512664fc",
+    "queries/train-00005-of-00008.tfrecord": "f14bb22dd4d72f10b1db3bda42b42526af8b0f3c3d662a3a2262192231d06de8",
+    "queries/train-00006-of-00008.tfrecord": "d18624b4f07c1cf9163efb0d4a06f20630f5264162136963eac2bcafbee41169",
+    "queries/train-00007-of-00008.tfrecord": "481fd87d7718c491630864a6c90aba404fa6ee3c8fccf9240d1de4dcb756cf6b",
+    "stats.json": "4187ad78d9efb050ea73f7630259778ca099ff4df56d822c20cbeb3a20190fe1",
+    "triples/test.npy": "5230bae197d5f1ddea598644abee86e265e314d4653d47216efd58dddce8202c",
+    "triples/train.npy": "1c1dd102a0ff596cb6a62f98789ebf216fc92f981be7dcd3f51938d22cedb713",
+    "triples/valid.npy": "8e8fe620c6709adbf7386cbe912b5fb69e4a1ef702733c98869b4c2a2d7b02fe",
+    "vocab/entities.tsv": "c7936dc3ec8297296fdc9c8131cf8da0b59e8cac09e40e78f9affc1526269d6d",
+    "vocab/relations.tsv": "f4fe4af61eefb86b740c172ddd6c2ffedf4f464a8c2386f78e10064ccde98e8b",
+}
+
+
+def _file_hashes(art: Artifact) -> dict[str, str]:
+    return {
+        path.relative_to(art.uri).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for sub in ("queries", "triples", "vocab", "stats.json")
+        for path in sorted([art.path(sub)] if art.path(sub).is_file() else art.path(sub).rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +123,11 @@ def test_layout_and_vocabularies(tiny) -> None:
     names = sorted(p.name for p in art.path("queries").iterdir())
     assert names == [f"train-{i:05d}-of-00003.tfrecord" for i in range(3)]
     assert (art.uri / "filters" / "filter_index.npz").is_file()
+
+
+def test_output_bytes_are_pinned(tiny) -> None:
+    _, _, art = tiny
+    assert _file_hashes(art) == PINNED_DROP
 
 
 def test_queries_round_trip_equals_python_groupby(tiny) -> None:
@@ -156,10 +197,10 @@ def test_seed_changes_order_not_content() -> None:
     results = {}
     for seed in (0, 1):
         parts = dict(_emit_shard_parts(item, (50, 4), seed, 3))
-        queries = [_group_queries(parts.get(s, np.zeros([0, 3], np.int32)), seed) for s in range(3)]
-        results[seed] = [(h.tolist(), r.tolist(), v.tolist()) for h, r, _, v in queries]
-        again = [_group_queries(parts.get(s, np.zeros([0, 3], np.int32)), seed) for s in range(3)]
-        assert all(np.array_equal(a[0], b[0]) for a, b in zip(queries, again, strict=True))  # deterministic
+        queries = [group_queries(parts.get(s, np.zeros([0, 3], np.int32)), seed) for s in range(3)]
+        results[seed] = [(q.heads.tolist(), q.relations.tolist(), q.answers.tolist()) for q in queries]
+        again = [group_queries(parts.get(s, np.zeros([0, 3], np.int32)), seed) for s in range(3)]
+        assert all(np.array_equal(a.heads, b.heads) for a, b in zip(queries, again, strict=True))  # deterministic
     flat = {
         seed: sorted(zip(*[sum((q[i] for q in res), []) for i in (0, 1)], strict=True))
         for seed, res in results.items()
@@ -186,9 +227,25 @@ def test_two_worker_processes_give_identical_output(tmp_path: Path, tiny) -> Non
     assert _digest(multi) == _digest(art)
 
 
+def test_bench_and_pipeline_number_train_names_alike(tmp_path: Path) -> None:
+    """load_id_splits (benches) numbers all splits, Transform train alone: train names get the same ids."""
+    valid = [*TINY_VALID, ("0_only_in_valid", "aa_only_in_valid", "a")]  # sort before every train name
+    raw = write_dataset(tmp_path / "raw", valid=valid)
+    run_transform(_split_paths(raw), tmp_path / "out", resolve_params(TRANSFORM_SPEC, {}))
+    entities = (tmp_path / "out" / "vocab" / "entities.tsv").read_text(encoding="utf-8").splitlines()
+    relations = (tmp_path / "out" / "vocab" / "relations.tsv").read_text(encoding="utf-8").splitlines()
+    bench = load_id_splits(resolve_dataset("tiny", data_dir=raw))
+    assert bench.entities[: len(entities)] == entities == ["a", "b", "c", "d", "e", "f"]
+    assert bench.relations[: len(relations)] == relations == ["friend", "likes", "parent_of"]
+    assert bench.entities[len(entities) :] == ["0_only_in_valid", "x"]  # appended after train's, sorted
+    assert bench.relations[len(relations) :] == ["aa_only_in_valid", "unknown_rel"]
+    np.testing.assert_array_equal(bench.triples["train"], np.load(tmp_path / "out" / "triples" / "train.npy"))
+
+
 def test_keep_policy_extends_vocabularies(tmp_path: Path, tiny) -> None:
     _, examples, _ = tiny
     art = _transform(tmp_path, examples, unseen_policy="keep")
+    assert _file_hashes(art) == PINNED_KEEP
     assert _vocab(art, "entities.tsv") == ["a", "b", "c", "d", "e", "f", "x"]
     assert "unknown_rel" in _vocab(art, "relations.tsv")
     assert len(np.load(art.path("triples", "valid.npy"))) == 3

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hale_tf.data import DatasetNotAvailableError, HaleDataError, records
+from hale_tf.data.queries import Queries
 from hale_tf.data.records import (
-    QuerySet,
     encode_query_block,
     load_query_set,
     query_dataset,
@@ -54,53 +54,64 @@ def test_encoder_matches_tensorflow(queries) -> None:
     relations = np.array([q[1] for q in queries], np.int64)
     counts = np.array([len(q[2]) for q in queries], np.int64)
     answers = np.array([a for q in queries for a in q[2]], np.int64)
-    assert encode_query_block(heads, relations, counts, answers) == _reference(
-        heads, relations, counts, answers
-    )
+    block = Queries(heads, relations, np.concatenate([[0], np.cumsum(counts)]), answers)
+    assert encode_query_block(block) == _reference(heads, relations, counts, answers)
 
 
 def test_encoder_rejects_bad_blocks() -> None:
-    with pytest.raises(ValueError, match="equal lengths"):
-        encode_query_block(np.array([1]), np.array([1, 2]), np.array([1]), np.array([3]))
-    with pytest.raises(ValueError, match="sum"):
-        encode_query_block(np.array([1]), np.array([1]), np.array([2]), np.array([3]))
+    with pytest.raises(ValueError, match="one entry per query"):
+        Queries(np.array([1]), np.array([1, 2]), np.array([0, 1]), np.array([3]))
+    with pytest.raises(ValueError, match="end at len"):
+        Queries(np.array([1]), np.array([1]), np.array([0, 2]), np.array([3]))
     with pytest.raises(ValueError, match="non-negative"):
-        encode_query_block(np.array([-1]), np.array([1]), np.array([1]), np.array([3]))
+        encode_query_block(Queries(np.array([-1]), np.array([1]), np.array([0, 1]), np.array([3])))
 
 
-def _random_queries(rng: np.random.Generator, n: int, num_entities: int = 1000):
+def _random_queries(rng: np.random.Generator, n: int, num_entities: int = 1000) -> Queries:
     heads = rng.integers(0, num_entities, n).astype(np.int32)
     relations = rng.integers(0, 20, n).astype(np.int32)
     counts = rng.integers(1, 6, n)
-    row_splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    values = rng.integers(0, num_entities, int(row_splits[-1])).astype(np.int32)
-    return heads, relations, row_splits, values
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    answers = rng.integers(0, num_entities, int(offsets[-1])).astype(np.int32)
+    return Queries(heads, relations, offsets, answers)
+
+
+def test_writer_frames_records_as_tensorflow_does(tmp_path: Path) -> None:
+    """The TFRecord framing written without TensorFlow equals tf.io.TFRecordWriter's, byte for byte."""
+    queries = _random_queries(np.random.default_rng(1), 11)
+    assert write_query_records(tmp_path / "ours.tfrecord", queries, queries_per_example=4) == 3
+    with tf.io.TFRecordWriter(str(tmp_path / "tf.tfrecord")) as writer:
+        for start in range(0, 11, 4):
+            writer.write(encode_query_block(queries.slice(start, min(start + 4, 11))))
+    assert (tmp_path / "ours.tfrecord").read_bytes() == (tmp_path / "tf.tfrecord").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.tfrecord", "tf.tfrecord"]  # no temporary left
+    with pytest.raises(ValueError, match="queries_per_example"):
+        write_query_records(tmp_path / "x.tfrecord", queries, queries_per_example=0)
 
 
 @pytest.fixture
 def two_files(tmp_path: Path):
     rng = np.random.default_rng(0)
     parts = [_random_queries(rng, 37), _random_queries(rng, 20)]
-    for i, (h, r, rs, v) in enumerate(parts):
-        write_query_records(tmp_path / f"q-{i}.tfrecord", h, r, rs, v, queries_per_example=8)
-    write_query_records(tmp_path / "q-2.tfrecord", *_random_queries(rng, 0))  # an empty shard is valid
-    heads = np.concatenate([p[0] for p in parts])
-    relations = np.concatenate([p[1] for p in parts])
-    answers = [p[3][p[2][i] : p[2][i + 1]].tolist() for p in parts for i in range(len(p[0]))]
+    for i, queries in enumerate(parts):
+        write_query_records(tmp_path / f"q-{i}.tfrecord", queries, queries_per_example=8)
+    write_query_records(tmp_path / "q-2.tfrecord", _random_queries(rng, 0))  # an empty shard is valid
+    heads = np.concatenate([p.heads for p in parts])
+    relations = np.concatenate([p.relations for p in parts])
+    answers = [p.answers[p.offsets[i] : p.offsets[i + 1]].tolist() for p in parts for i in range(p.num_queries)]
     return str(tmp_path / "q-*.tfrecord"), heads, relations, answers
 
 
 def test_load_query_set_round_trip(two_files) -> None:
     pattern, heads, relations, answers = two_files
     qs = load_query_set(pattern)
-    assert isinstance(qs, QuerySet) and qs.num_queries == 57
-    assert qs.heads.dtype == tf.int32 and qs.relations.dtype == tf.int32 and qs.values.dtype == tf.int32
-    assert qs.row_splits.dtype == tf.int64
-    np.testing.assert_array_equal(qs.heads.numpy(), heads)  # file order, then record order
-    np.testing.assert_array_equal(qs.relations.numpy(), relations)
-    assert qs.answers.to_list() == answers
+    assert isinstance(qs, Queries) and qs.num_queries == 57
+    assert qs.heads.dtype == qs.relations.dtype == qs.answers.dtype == np.int32 and qs.offsets.dtype == np.int64
+    np.testing.assert_array_equal(qs.heads, heads)  # file order, then record order
+    np.testing.assert_array_equal(qs.relations, relations)
+    assert [qs.answers[qs.offsets[i] : qs.offsets[i + 1]].tolist() for i in range(57)] == answers
     assert qs.num_answers == sum(len(a) for a in answers)
-    assert qs.answer_counts.numpy().tolist() == [len(a) for a in answers]
+    assert qs.answers_per_query().tolist() == [len(a) for a in answers]
 
 
 def _collect(ds: tf.data.Dataset) -> list[tuple[int, int, tuple[int, ...]]]:

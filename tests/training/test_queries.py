@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from hale_tf.data.queries import Queries
 from hale_tf.training import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 
 TRIPLES = np.array([[0, 0, 1], [0, 0, 2], [3, 1, 1], [2, 0, 1], [0, 0, 2]])  # one duplicate
@@ -22,16 +23,33 @@ def test_from_triples_groups_queries_with_reciprocals() -> None:
     np.testing.assert_array_equal(q.answer_counts(), [2, 3, 2, 1, 0])
 
 
-def test_query_set_adapter_accepts_row_splits_values() -> None:
-    class QS:  # the shape of hale_tf.data.records.QuerySet
-        heads = tf.constant([0, 4], tf.int32)
-        relations = tf.constant([1, 3], tf.int32)
-        row_splits = tf.constant([0, 2, 3], tf.int64)
-        values = tf.constant([5, 6, 7], tf.int32)
+def test_from_triples_orders_queries_by_head_and_relation() -> None:
+    """The in-memory order (the trainer's epoch permutation indexes it): sorted (h, r, t), as np.unique."""
+    rng = np.random.default_rng(0)
+    triples = np.stack([rng.integers(0, 40, 500), rng.integers(0, 6, 500), rng.integers(0, 40, 500)], 1)
+    q = TrainQueries.from_triples(triples, num_relations=6, num_entities=40)
+    rows = np.unique(np.concatenate([triples, np.stack([triples[:, 2], triples[:, 1] + 6, triples[:, 0]], 1)]), axis=0)
+    np.testing.assert_array_equal(np.repeat(q.heads, np.diff(q.offsets)), rows[:, 0])
+    np.testing.assert_array_equal(np.repeat(q.relations, np.diff(q.offsets)), rows[:, 1])
+    np.testing.assert_array_equal(q.answers, rows[:, 2])
+    assert q.heads.dtype == q.relations.dtype == q.answers.dtype == np.int32 and q.offsets.dtype == np.int64
 
-    q = as_train_queries(QS(), num_entities=8, num_relations=4)
+
+def test_as_train_queries_accepts_queries_and_triples_only() -> None:
+    loaded = Queries(np.array([0, 4]), np.array([1, 3]), np.array([0, 2, 3]), np.array([5, 6, 7]))
+    q = as_train_queries(loaded, num_entities=8, num_relations=4)
+    assert isinstance(q, TrainQueries) and (q.num_entities, q.num_relations) == (8, 4)
     np.testing.assert_array_equal(q.offsets, [0, 2, 3])
     np.testing.assert_array_equal(q.answers, [5, 6, 7])
+    assert as_train_queries(q, num_entities=8, num_relations=4) is q
+    from_ids = as_train_queries(TRIPLES, num_entities=5, num_relations=4)
+    np.testing.assert_array_equal(from_ids.answers, TrainQueries.from_triples(TRIPLES, num_relations=2).answers)
+
+    class Aliased:  # the attribute names of the old adapters are no longer guessed
+        heads, relations, row_splits, values = loaded.heads, loaded.relations, loaded.offsets, loaded.answers
+
+    with pytest.raises(TypeError, match="TrainQueries, Queries or id triples"):
+        as_train_queries(Aliased(), num_entities=8, num_relations=4)
     with pytest.raises(ValueError, match="offsets"):
         TrainQueries(np.zeros(1, np.int32), np.zeros(1, np.int32), np.array([0, 0]), np.zeros(0, np.int32), 1, 1)
 
