@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hale_tf.reciprocal import relation_ids
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import RESULTS_DIR, environment, median, print_table, write_json  # noqa: E402
+from hale_tf.reciprocal import relation_ids  # noqa: E402
 
 LOSSES = {
     "hale-all": {"name": "hale", "negatives": "all"},  # filtered, τ = 2 (HaLELoss defaults)

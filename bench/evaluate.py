@@ -25,14 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-from hale_tf.reciprocal import relation_ids
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from hale_tf.reciprocal import relation_ids  # noqa: E402
 
 YAGO = {
     "num_entities": 123_182,

@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hale_tf.reciprocal import relation_ids
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
@@ -40,6 +38,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench._common import RESULTS_DIR, print_table, write_json  # noqa: E402
+from hale_tf.reciprocal import relation_ids  # noqa: E402
 
 #: (entities, training triples): a triples axis at 100k entities, an entities axis at 1M triples, the
 #: diagonal to 1M entities / 10M triples, and the 5M-entity table.

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from hale_tf.atomic import atomic_write_text
+from hale_tf.reciprocal import base_relation_count
 
 __all__ = ["NonFiniteError", "TrainingResult", "ValidationData", "ValidationFn"]
 
@@ -52,7 +53,7 @@ class ValidationData:
         triples = np.asarray(self.triples)
 
         def validate(model: Any) -> dict[str, float]:
-            relations = self.num_relations or model.num_relations // 2
+            relations = self.num_relations or base_relation_count(model.num_relations)
             setting = "filtered" if self.filter_index is not None else "raw"
             result = evaluate(
                 model, triples, num_relations=relations, filter_index=self.filter_index, setting=setting,
