@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -60,10 +59,9 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write JSON atomically (temp file, then rename)."""
+    """Write JSON atomically (``hale_tf.atomic``: temp file, then rename; NaN written as null)."""
+    from hale_tf.atomic import atomic_write_json
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write_json(path, payload)

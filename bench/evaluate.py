@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from hale_tf.atomic import atomic_write_json  # noqa: E402
 from hale_tf.reciprocal import relation_ids  # noqa: E402
 
 YAGO = {
@@ -281,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, out)
+    atomic_write_json(out, report)
     print(f"wrote {out}  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     return 0
 

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from bench._common import RESULTS_DIR, print_table, write_json  # noqa: E402
+from hale_tf.atomic import atomic_open  # noqa: E402
 from hale_tf.reciprocal import relation_ids  # noqa: E402
 
 #: (entities, training triples): a triples axis at 100k entities, an entities axis at 1M triples, the
@@ -229,9 +230,8 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     fig.suptitle("hale-tf cost vs graph size (synthetic, one process, 2 CPU cores)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
     return path
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 import hale_tf
+from hale_tf.atomic import replace_directory
 from hale_tf.reciprocal import inverse, relation_ids
 
 __all__ = [
@@ -450,9 +451,8 @@ def export_saved_model(
         target = work / "saved_model"
         tf.saved_model.save(module, str(target), signatures=signatures)
 
-        if export_dir.exists():  # overwrite: move the old export aside first, then swap the new one in
-            os.replace(export_dir, work / "previous")
-        os.replace(target, export_dir)
+        # Overwrite: the old export is moved aside first, then the new one swapped in (one rename each).
+        replace_directory(target, export_dir, work / "previous")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return export_dir

@@ -144,8 +144,9 @@ def test_kill_9_during_training_then_the_rerun_resumes_and_finishes(tmp_path: Pa
     summary = json.loads((root / "summary.json").read_text())
     assert summary["training"]["stop_reason"] == "time_budget"
     assert summary["training"]["steps"] > resumed  # the step count continues
-    # The budget counts both runs (not 2 × 20 s); the first call's tracing may overshoot it on a busy machine.
-    assert 17.0 <= summary["training"]["train_seconds"] <= 32.0
+    # The budget counts both runs: the total is one budget, not two (2 × 20 s) — the only upper bound the
+    # claim needs (a busy machine's first-call tracing can overshoot the budget by seconds, not by 20 s).
+    assert 17.0 <= summary["training"]["train_seconds"] < 2 * 20.0
 
 
 def test_force_trains_anew(tmp_path: Path, shared_datasets: Path) -> None:
