@@ -1,4 +1,4 @@
-"""Id splits: names numbered over all splits in sorted order, every triple mapped back to its names."""
+"""Id splits: train names numbered first (sorted), then valid/test-only names; every triple maps back to its names."""
 
 from __future__ import annotations
 
