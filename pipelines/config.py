@@ -155,6 +155,15 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _same_loss(name: str, other: Any) -> bool:
+    """Whether two loss names (any spelling or alias) name the same registered loss."""
+    from hale_tf.losses.base import LOSSES
+
+    if not isinstance(other, str) or name not in LOSSES or other not in LOSSES:
+        return name == other
+    return LOSSES.canonical(name) == LOSSES.canonical(other)
+
+
 def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[str] | None,
                    notices: list[str] | None = None) -> dict[str, Any]:
     """The run's configuration: defaults, then the specific flags (None = not given), then ``--set``.
@@ -176,6 +185,14 @@ def resolve_config(dataset: str, flag_values: dict[str, Any], overrides: list[st
             flag_values["validate_every"], "--validate_every")
     if flag_values.get("min_mrr") is not None:
         updates.setdefault("evaluator", {}).setdefault("thresholds", {})["mrr"] = flag_values["min_mrr"]
+    flag_loss = flag_values.get("loss")
+    if flag_loss is not None and not _same_loss(flag_loss, config.get("loss", {}).get("name")):
+        # The configured loss parameters belong to another loss (wn18rr's HaLE keys mean nothing to
+        # softmax): --loss=<other> starts from that loss's own defaults (the other loss flags still apply).
+        if notices is not None and len(config.get("loss", {})) > 1:
+            notices.append(f"--loss={flag_loss}: the configured {config['loss'].get('name')} parameters of {dataset} "
+                           f"do not apply; {flag_loss} uses its own defaults (--set loss.KEY=VALUE to change them)")
+        config["loss"] = {}
     config = merge(config, updates)
     explicit = parse_overrides(overrides)
     single = [f"--{flag}" for flag in SINGLE_RUN_FLAGS if flag_values.get(flag) is not None]

@@ -37,6 +37,25 @@ def test_a_single_loss_flag_replaces_the_phases(flag: str) -> None:
     assert resolve_config("wn18rr", {"model": "attH"}, [])["phases"]  # other flags keep them
 
 
+def test_another_loss_flag_drops_the_configured_loss_parameters() -> None:
+    """wn18rr configures HaLE keys (negatives, num_samples, ...): --loss=softmax must not inherit them (it
+    failed validation with "loss.negatives: unknown key"); --loss=hale, in any spelling, keeps them."""
+    from pipelines.validate import validate_config
+
+    notices: list[str] = []
+    config = resolve_config("wn18rr", {"loss": "softmax", "temperature": None}, [], notices)
+    assert config["loss"] == {"name": "softmax"}
+    assert any("do not apply" in notice for notice in notices)
+    validate_config(config)
+    assert resolve_config("wn18rr", {"loss": "softmax"}, ["loss.label_smoothing=0.1"])["loss"] == {
+        "name": "softmax", "label_smoothing": 0.1}
+    for spelling in ("hale", "HaLE"):
+        kept = resolve_config("wn18rr", {"loss": spelling}, [])["loss"]
+        assert kept["num_samples"] == load_defaults("wn18rr")["loss"]["num_samples"], spelling
+    with_temperature = resolve_config("wn18rr", {"loss": "negative_sampling", "temperature": None}, [])["loss"]
+    assert with_temperature == {"name": "negative_sampling"}
+
+
 def test_set_phases_wins_over_the_single_loss_rule() -> None:
     config = resolve_config("wn18rr", {"loss": "softmax"}, ['phases=[{"until": 0.5}, {"until": 1.0}]'])
     assert config["phases"] == [{"until": 0.5}, {"until": 1.0}]
