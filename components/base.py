@@ -51,7 +51,7 @@ from components.artifact import (
     write_json,
 )
 from components.locking import RootLockedError, root_lock
-from hale_tf.atomic import publish_directory
+from hale_tf.atomic import exchange_directories, publish_directory
 
 __all__ = [
     "METADATA_FILE",
@@ -455,15 +455,19 @@ def _publish(tmp_dir: Path, final_dir: Path, *, replace: bool) -> None:
 
     Race-free between processes: when another run of the same fingerprint publishes first (before or
     during our rename), its complete artifact is kept and ours discarded (the outputs are equivalent).
-    ``replace`` (``force``) moves an existing artifact aside first: rename() cannot replace a non-empty
-    directory, and a crash between the two renames leaves no final directory, i.e. a cache miss, never a
-    half artifact.
+    ``replace`` (``force``) swaps our copy for the existing artifact in one step where the kernel can
+    (:func:`~hale_tf.atomic.exchange_directories`: readers always find a complete artifact); elsewhere it
+    moves the existing one aside first (rename() cannot replace a non-empty directory): a crash between
+    the two renames leaves no final directory, i.e. a cache miss, never a half artifact.
     """
     aside: list[Path] = []
     try:
         for _ in range(10):
             if not replace and read_complete_metadata(final_dir) is not None:
                 shutil.rmtree(tmp_dir, ignore_errors=True)  # a concurrent run won the race
+                return
+            if final_dir.exists() and exchange_directories(tmp_dir, final_dir):
+                shutil.rmtree(tmp_dir, ignore_errors=True)  # tmp_dir now holds the replaced copy
                 return
             if final_dir.exists():  # replaced (force) or incomplete (manual damage): move it aside
                 trash = final_dir.with_name(_scratch_name(_TRASH_PREFIX, final_dir.name))

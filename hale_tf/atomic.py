@@ -5,12 +5,14 @@ later run would trust. The file gets the permissions of any new file (``0666`` l
 ``mkstemp``'s private ``0600``. Every writer of results, indexes, configs and data files in the project
 goes through here; a whole directory (a component's artifact, a served model) is filled under a hidden
 name and published with :func:`publish_directory`, one rename that never replaces an existing one;
+:func:`exchange_directories` swaps a new copy for a published one in one step where the kernel allows it;
 :func:`replace_directory` replaces a stale copy (downloads, generated datasets) via a trash path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import gzip
 import json
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "current_umask",
-           "fsync_directory", "publish_directory", "replace_directory", "strict_json"]
+           "exchange_directories", "fsync_directory", "publish_directory", "replace_directory", "strict_json"]
 
 
 @contextlib.contextmanager
@@ -111,6 +113,42 @@ def publish_directory(filled: str | os.PathLike, final: str | os.PathLike) -> bo
         return False
     fsync_directory(Path(final).parent)
     return True
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _renameat2() -> Any:
+    """libc's ``renameat2`` (glibc >= 2.28), or None where the C library lacks it."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+def exchange_directories(new: str | os.PathLike, published: str | os.PathLike) -> bool:
+    """Swap two existing sibling directories in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Replacing a published directory otherwise takes two renames (old aside, new in) with a moment in
+    which ``published`` does not exist; a concurrent reader then sees no file. After an exchange ``new``
+    holds the old copy, for the caller to delete. Returns False, changing nothing, where the kernel, the
+    file system or the C library cannot exchange (the caller falls back to two renames) or where either
+    directory is gone (another writer moved it).
+    """
+    function = _renameat2()
+    if function is None:
+        return False
+    if function(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(published), _RENAME_EXCHANGE) == 0:
+        fsync_directory(Path(published).parent)
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOENT, errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(published))
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes, *, gzip_level: int | None = None) -> Path:

@@ -1,6 +1,7 @@
 """Pipeline configuration: per-dataset defaults in ``configs/``, overridden by flags, saved with the run.
 
-Resolution (later wins): ``configs/defaults.json`` → ``configs/<dataset>.json`` → the specific flags
+Resolution (later wins): ``configs/defaults.json`` → the config ``<dataset>.json`` extends, if any (its
+``"extends": "<other dataset>"`` key) → ``configs/<dataset>.json`` → the specific flags
 (``--model``, ``--dim``, ``--time_budget`` …) → ``--set section.key=value`` overrides (any field, values
 parsed as JSON when they parse, else kept as strings; ``--set phases=[…]`` replaces the phase list and
 ``--set phases=[]`` trains the ``loss`` alone). A single-run flag (:data:`SINGLE_RUN_FLAGS`, e.g. ``--loss``)
@@ -23,6 +24,8 @@ __all__ = ["FLAG_KEYS", "FLAG_PATHS", "SINGLE_RUN_FLAGS", "ConfigError", "config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = ("model", "model_config", "loss", "training", "phases", "transform", "evaluator")
+# A dataset config may start from another's (``{"extends": "wn18rr", "training": {...}}``): one recipe, one file.
+EXTENDS = "extends"
 # Flags that describe a single-loss run: given on the command line, they replace the default phases (unless
 # ``--set phases=…`` is given too), so that ``--loss=softmax`` trains softmax and nothing else; the
 # replacement is announced (resolve_config's ``notices``).
@@ -65,27 +68,51 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read_raw(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:
         raise ConfigError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
-    unknown = sorted(set(data) - set(SECTIONS))
+    unknown = sorted(set(data) - set(SECTIONS) - {EXTENDS})
     if unknown:
-        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {list(SECTIONS)}")
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; known: {[*SECTIONS, EXTENDS]}")
+    if EXTENDS in data and not (isinstance(data[EXTENDS], str) and data[EXTENDS]):
+        raise ConfigError(f"{path}: {EXTENDS!r} must name another config (e.g. \"wn18rr\"), got {data[EXTENDS]!r}")
     return data
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """A config file's sections (its ``extends`` key is resolved by :func:`_config_files`, not merged)."""
+    return {key: value for key, value in _read_raw(path).items() if key != EXTENDS}
+
+
 def _config_files(dataset: str) -> list[Path]:
-    """The files a dataset's configuration is read from, later ones winning."""
-    specific = CONFIG_DIR / f"{dataset}.json"
-    return [CONFIG_DIR / "defaults.json", *([specific] if specific.exists() and dataset != "defaults" else [])]
+    """The files a dataset's configuration is read from, later ones winning: ``defaults.json``, then the
+    chain of configs ``<dataset>.json`` extends (the furthest first), then ``<dataset>.json``."""
+    chain: list[Path] = []
+    path = CONFIG_DIR / f"{dataset}.json"
+    if dataset == "defaults" or not path.exists():
+        return [CONFIG_DIR / "defaults.json"]
+    while True:
+        if path in chain:
+            cycle = " -> ".join(p.stem for p in [*chain, path])
+            raise ConfigError(f"{chain[0]}: configs extend each other in a cycle ({cycle})")
+        chain.append(path)
+        parent = _read_raw(path).get(EXTENDS)
+        if parent is None:
+            break
+        target = CONFIG_DIR / f"{parent}.json"
+        if parent == "defaults" or not target.exists():
+            known = sorted(p.stem for p in CONFIG_DIR.glob("*.json") if p.stem != "defaults")
+            raise ConfigError(f"{path}: extends {parent!r}, which is not a dataset config; known: {known}")
+        path = target
+    return [CONFIG_DIR / "defaults.json", *reversed(chain)]
 
 
 def load_defaults(dataset: str) -> dict[str, Any]:
-    """``defaults.json`` merged with ``<dataset>.json`` when it exists."""
+    """``defaults.json`` merged with ``<dataset>.json`` (and the configs it extends) when it exists."""
     config: dict[str, Any] = {}
     for path in _config_files(dataset):
         config = merge(config, _read(path))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hale_tf.atomic import atomic_write_bytes, replace_directory
+from hale_tf.atomic import atomic_write_bytes, exchange_directories, replace_directory
 
 
 def test_write_bytes_plain_and_deterministic_gzip(tmp_path: Path) -> None:
@@ -40,3 +40,20 @@ def test_replace_directory_moves_the_stale_copy_aside(tmp_path: Path) -> None:
     other.mkdir()
     replace_directory(other, tmp_path / "fresh", scratch / "unused")  # nothing to move aside
     assert (tmp_path / "fresh").is_dir() and not (scratch / "unused").exists()
+
+
+def test_exchange_directories_swaps_two_directories_in_one_step(tmp_path: Path) -> None:
+    new, published = tmp_path / ".new", tmp_path / "published"
+    for directory, text in ((new, "new"), (published, "old")):
+        directory.mkdir()
+        (directory / "out.txt").write_text(text)
+    if not exchange_directories(new, published):
+        pytest.skip("this kernel or file system cannot exchange directories")
+    assert (published / "out.txt").read_text() == "new" and (new / "out.txt").read_text() == "old"
+
+
+def test_exchange_directories_with_a_missing_side_changes_nothing(tmp_path: Path) -> None:
+    new = tmp_path / ".new"
+    new.mkdir()
+    assert exchange_directories(new, tmp_path / "gone") is False
+    assert new.is_dir() and not (tmp_path / "gone").exists()

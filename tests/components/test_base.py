@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import components.base as base
 from components.base import (
     METADATA_FILE,
     Artifact,
@@ -79,7 +80,10 @@ def test_cache_hit_and_changed_parameter(tmp_path: Path) -> None:
     assert len(CALLS) == 2 and fourth.uri == third.uri
 
 
-def test_force_reruns_and_replaces(tmp_path: Path) -> None:
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two-renames"])
+def test_force_reruns_and_replaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+    if not exchange:  # kernels and file systems without renameat2(RENAME_EXCHANGE)
+        monkeypatch.setattr(base, "exchange_directories", lambda new, published: False)
     comp = _make()
     first = run_component(comp, tmp_path)
     (first.uri / "payload.txt").write_text("tampered")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +67,44 @@ def test_set_phases_wins_over_the_single_loss_rule() -> None:
 def test_unknown_section_is_named() -> None:
     with pytest.raises(ConfigError, match="phase"):
         resolve_config("wn18rr", {}, ["phase.until=1"])
+
+
+def test_fb15k237_extends_wn18rr_and_changes_only_its_budget() -> None:
+    from pipelines.config import config_sources
+
+    fb, wn = load_defaults("fb15k-237"), load_defaults("wn18rr")
+    assert "extends" not in fb and fb["training"]["time_budget_s"] == 900 != wn["training"]["time_budget_s"]
+    assert {**fb, "training": {**fb["training"], "time_budget_s": wn["training"]["time_budget_s"]}} == wn
+    sources = config_sources("fb15k-237", None)  # a key's source is the file in the chain that set it last
+    assert sources[("loss", "name")].endswith("wn18rr.json")
+    assert sources[("training", "time_budget_s")].endswith("fb15k-237.json")
+
+
+def _configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **files: dict) -> None:
+    monkeypatch.setattr("pipelines.config.CONFIG_DIR", tmp_path)
+    (tmp_path / "defaults.json").write_text(json.dumps({"training": {"batch_size": 10, "seed": 1}}))
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+
+
+def test_extends_chains_resolve_the_furthest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _configs(tmp_path, monkeypatch, a={"training": {"batch_size": 20, "seed": 2}},
+             b={"extends": "a", "training": {"seed": 3}}, c={"extends": "b", "loss": {"name": "softmax"}})
+    assert load_defaults("c") == {"training": {"batch_size": 20, "seed": 3}, "loss": {"name": "softmax"}}
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ({"a": {"extends": "nope"}}, r"a\.json: extends 'nope', which is not a dataset config; known: \['a'\]"),
+    ({"a": {"extends": "defaults"}}, r"a\.json: extends 'defaults', which is not a dataset config"),
+    ({"a": {"extends": 3}}, r"a\.json: 'extends' must name another config"),
+    ({"a": {"extends": "b"}, "b": {"extends": "a"}}, r"a\.json: configs extend each other in a cycle \(a -> b -> a\)"),
+    ({"a": {"extends": "a"}}, r"cycle \(a -> a\)"),
+])
+def test_a_bad_extends_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict,
+                                      message: str) -> None:
+    _configs(tmp_path, monkeypatch, **files)
+    with pytest.raises(ConfigError, match=message):
+        load_defaults("a")
 
 
 def test_training_recipe_is_the_pipeline_config_without_the_run_schedule() -> None:
