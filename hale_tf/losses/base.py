@@ -165,6 +165,11 @@ def segment_mean(values: tf.Tensor, rows: tf.Tensor, num_rows: tf.Tensor) -> tf.
     return sums / tf.maximum(counts, 1.0)
 
 
+def cubed_norms(vectors: tf.Tensor) -> tf.Tensor:
+    """‖e‖₃³ = Σ_i |e_i|³ over the last axis: the N3 regulariser's term (Lacroix et al. 2018)."""
+    return tf.reduce_sum(tf.abs(vectors) ** 3, axis=-1)
+
+
 def logaddexp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """log(exp a + exp b), stable: max + log1p(exp(−|a − b|))."""
     return tf.maximum(a, b) + tf.math.softplus(-tf.abs(a - b))

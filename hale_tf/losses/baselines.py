@@ -14,6 +14,12 @@ these losses, the trainer samples batches of triples, as in KGEmb). σ is the lo
 
         ℓ(h, r, t) = −½ [log σ(γ + s⁺) + Σ_i w_i log σ(−γ − s⁻_i)]
 
+  * shared negatives (``shared_samples = M``): one sample S of M entities for the whole batch, every
+    positive contrasted with all of S through the fused kernel (no ``[B, M, d]`` block), the negatives'
+    mean counting as k of them, so the balance of the uniform loss is kept with a lower-variance estimate::
+
+        ℓ(h, r, t) = −[log σ(γ + s⁺) + k · mean_{e ∈ S} log σ(−γ − s(h, r, e))] / (1 + k)
+
 - :class:`OneVsAllLoss`, every entity a candidate (one B × N matmul through ``score_all``):
 
   * ``softmax`` (KGEmb's "full" loss): ℓ(h, r, t) = −s(q, t) + log Σ_e exp s(q, e), per answer;
@@ -33,6 +39,7 @@ from hale_tf.losses.base import (
     LossOutput,
     QueryBatch,
     _check_unit,
+    cubed_norms,
     frequency_log_weights,
     register,
     sample_entities,
@@ -52,6 +59,11 @@ class NegativeSamplingLoss(KGELoss):
         margin: γ added inside the logistic terms (0 by default: the learned biases play its part).
         sampling: ``uniform`` or ``frequency`` (∝ answer count^frequency_power; needs :meth:`prepare`).
         batch_unit: ``triples`` (KGEmb) or ``queries`` (each answer of a sampled query is a positive).
+        n3_weight: λ₃ of the N3 regulariser (Lacroix et al. 2018), added per positive triple as
+            λ₃ (‖e_h‖₃³ + ‖e_t‖₃³) and logged as the term ``n3``.
+        shared_samples: M > 0 contrasts every positive with one shared sample of M entities (fused
+            kernel; uniform weighting and a zero margin only), its mean weighted as k negatives; None
+            draws k negatives per positive.
     """
 
     name = "negative_sampling"
@@ -65,6 +77,8 @@ class NegativeSamplingLoss(KGELoss):
         sampling: str = "uniform",
         frequency_power: float = 0.75,
         batch_unit: str = "triples",
+        n3_weight: float = 0.0,
+        shared_samples: int | None = None,
     ) -> None:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1, got {num_negatives}")
@@ -72,12 +86,21 @@ class NegativeSamplingLoss(KGELoss):
             raise ValueError(f"adversarial_temperature must be > 0 or None, got {adversarial_temperature}")
         if sampling not in ("uniform", "frequency"):
             raise ValueError(f"sampling must be 'uniform' or 'frequency', got {sampling!r}")
+        if not n3_weight >= 0:
+            raise ValueError(f"n3_weight must be >= 0, got {n3_weight}")
+        if shared_samples is not None:
+            if shared_samples < 1:
+                raise ValueError(f"shared_samples must be >= 1 or None, got {shared_samples}")
+            if adversarial_temperature is not None or margin:
+                raise ValueError("shared_samples needs uniform weighting (adversarial_temperature=None) and margin 0")
         self.num_negatives = int(num_negatives)
         self.adversarial_temperature = None if adversarial_temperature is None else float(adversarial_temperature)
         self.margin = float(margin)
         self.sampling = sampling
         self.frequency_power = float(frequency_power)
         self.batch_unit = _check_unit(batch_unit)
+        self.n3_weight = float(n3_weight)
+        self.shared_samples = None if shared_samples is None else int(shared_samples)
         self._log_weights: tf.Tensor | None = None
 
     def get_config(self) -> dict[str, Any]:
@@ -88,6 +111,8 @@ class NegativeSamplingLoss(KGELoss):
             "margin": self.margin,
             "sampling": self.sampling,
             "frequency_power": self.frequency_power,
+            "n3_weight": self.n3_weight,
+            "shared_samples": self.shared_samples,
         }
 
     def prepare(self, *, num_entities: int, answer_counts: np.ndarray | None = None) -> None:
@@ -101,6 +126,9 @@ class NegativeSamplingLoss(KGELoss):
         if self.sampling == "frequency" and self._log_weights is None:
             raise ValueError("frequency sampling: call loss.prepare(num_entities=…, answer_counts=…) first")
         h, r = tf.gather(heads, rows), tf.gather(relations, rows)
+        if self.shared_samples is not None:
+            per_example, terms = self._shared(model, batch, h, r, seed)
+            return self._with_n3(model, h, ids, per_example, terms)
         negatives = sample_entities(
             tf.stack([tf.shape(ids)[0], self.num_negatives]), model.num_entities, seed, self._log_weights
         )
@@ -116,7 +144,31 @@ class NegativeSamplingLoss(KGELoss):
             weights = tf.stop_gradient(tf.nn.softmax(self.adversarial_temperature * negative, axis=1))
             negative_term = tf.reduce_sum(weights * negative_terms, axis=1)
             per_example = 0.5 * (positive_term + negative_term)
-        return LossOutput(per_example, {"positive": positive_term, "negative": negative_term})
+        return self._with_n3(model, h, ids, per_example, {"positive": positive_term, "negative": negative_term})
+
+    def shared_sample(self, seed: tf.Tensor, num_entities: int) -> tf.Tensor:
+        """The batch's shared negatives ``[M]`` for ``seed`` (``shared_samples`` = M)."""
+        return sample_entities([self.shared_samples], num_entities, seed, self._log_weights)
+
+    def _shared(self, model: Any, batch: QueryBatch, h: tf.Tensor, r: tf.Tensor,
+                seed: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        heads, relations, rows, ids = batch
+        samples = self.shared_sample(seed, model.num_entities)
+        # Σ_{e ∈ S} softplus(s(q, e)) per query row, b_h kept (it is part of every NS logit).
+        softplus_sum = model.reduce_all_entities(heads, relations, reduction="softplus", with_head_bias=True,
+                                                 entity_ids=samples)[0]
+        positive_term = -tf.math.log_sigmoid(model.score(h, r, ids))
+        negative_term = self.num_negatives * tf.gather(softplus_sum, rows) / float(self.shared_samples)
+        per_example = (positive_term + negative_term) / (1.0 + self.num_negatives)
+        return per_example, {"positive": positive_term, "negative": negative_term}
+
+    def _with_n3(self, model: Any, h: tf.Tensor, t: tf.Tensor, per_example: tf.Tensor,
+                 terms: dict[str, tf.Tensor]) -> LossOutput:
+        if self.n3_weight:
+            n3 = self.n3_weight * (cubed_norms(model.entities(h)) + cubed_norms(model.entities(t)))
+            per_example = per_example + tf.cast(n3, per_example.dtype)
+            terms = {**terms, "n3": n3}
+        return LossOutput(per_example, terms)
 
 
 register(

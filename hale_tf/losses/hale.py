@@ -47,6 +47,7 @@ from hale_tf.losses.base import (
     KGELoss,
     LossOutput,
     QueryBatch,
+    cubed_norms,
     frequency_log_weights,
     logaddexp,
     register,
@@ -296,9 +297,8 @@ class HaLELoss(KGELoss):
         terms = {"alignment": alignment, "uniformity": uniformity}
         if self.n3_weight:
             # Entity vectors only (every model has them; relation parameters differ by model).
-            cubed = lambda e: tf.reduce_sum(tf.abs(e) ** 3, axis=-1)  # noqa: E731
-            n3 = self.n3_weight * (cubed(model.entities(heads)) + segment_mean(cubed(model.entities(ids)), rows,
-                                                                               num_queries))
+            n3 = self.n3_weight * (cubed_norms(model.entities(heads))
+                                   + segment_mean(cubed_norms(model.entities(ids)), rows, num_queries))
             per_query = per_query + tf.cast(n3, per_query.dtype)
             terms["n3"] = n3
         if self.answer_weight_power:

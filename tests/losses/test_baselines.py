@@ -79,6 +79,56 @@ def test_bce_one_vs_all_multi_hot() -> None:
     np.testing.assert_allclose(out.per_example.numpy(), bce, rtol=1e-5)
 
 
+def test_n3_adds_the_cubed_norms_of_head_and_tail_per_triple() -> None:
+    model, seed = _model(), [3, 1]
+    batch = losses.QueryBatch.from_triples(TRIPLES)
+    plain = losses.get("negative_sampling", num_negatives=4)(model, batch, seed=seed)
+    regularised = losses.get("negative_sampling", num_negatives=4, n3_weight=0.2)(model, batch, seed=seed)
+    table = np.asarray(model.entities.embeddings)
+    expected = [0.2 * (np.sum(np.abs(table[h]) ** 3) + np.sum(np.abs(table[t]) ** 3)) for h, _, t in TRIPLES.numpy()]
+    np.testing.assert_allclose(regularised.terms["n3"].numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(regularised.per_example.numpy(), plain.per_example.numpy() + expected, rtol=1e-5)
+    assert "n3" not in plain.terms
+    with pytest.raises(ValueError, match="n3_weight"):
+        losses.get("negative_sampling", n3_weight=-0.1)
+
+
+@pytest.mark.parametrize("model_name", ["rotE", "rotH"])
+@pytest.mark.parametrize("unit", ["triples", "queries"])
+def test_shared_negatives_equal_the_per_positive_formula_over_the_shared_sample(model_name: str, unit: str) -> None:
+    tf.keras.utils.set_random_seed(4)
+    model = models.get(model_name, num_entities=N, num_relations=4, dim=8, init_scale=0.3)
+    seed, k, m = tf.constant([5, 9]), 7, 24
+    batch = (losses.QueryBatch.from_triples(TRIPLES) if unit == "triples"
+             else losses.QueryBatch.from_lists([(0, 0, [1, 2, 3]), (3, 2, [4]), (5, 1, [6, 7])]))
+    loss = losses.get("negative_sampling", num_negatives=k, shared_samples=m, batch_unit=unit)
+    heads, relations, rows, ids = batch
+    h, r = tf.gather(heads, rows), tf.gather(relations, rows)
+    samples = loss.shared_sample(seed, N)
+    assert samples.shape == (m,)
+    with tf.GradientTape(persistent=True) as tape:
+        out = loss(model, batch, seed=seed)
+        pos = model.score(h, r, ids)
+        neg = model.score_candidates(h, r, tf.tile(samples[tf.newaxis, :], [tf.shape(ids)[0], 1]))  # [K, M]
+        reference = (tf.math.softplus(-pos) + k * tf.reduce_mean(tf.math.softplus(neg), axis=1)) / (1.0 + k)
+        loss_value, reference_value = tf.reduce_mean(out.per_example), tf.reduce_mean(reference)
+    np.testing.assert_allclose(out.per_example.numpy(), reference.numpy(), rtol=1e-5)
+    variables = model.trainable_variables
+    for got, want, var in zip(tape.gradient(loss_value, variables), tape.gradient(reference_value, variables),
+                              variables, strict=True):
+        got, want = (tf.convert_to_tensor(g) if g is not None else tf.zeros_like(var) for g in (got, want))
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6, err_msg=var.name)
+
+
+def test_shared_negatives_refuse_what_they_do_not_implement() -> None:
+    with pytest.raises(ValueError, match="shared_samples"):
+        losses.get("negative_sampling", shared_samples=0)
+    with pytest.raises(ValueError, match="uniform weighting"):
+        losses.get("self_adversarial", shared_samples=64)
+    loss = losses.get("negative_sampling", shared_samples=64)
+    assert losses.get(loss.get_config()).shared_samples == 64
+
+
 def test_query_unit_negative_sampling_uses_every_answer() -> None:
     batch = losses.QueryBatch.from_lists([(0, 0, [1, 2, 3]), (3, 2, [4])])
     out = losses.get("negative_sampling", num_negatives=3, batch_unit="queries")(_model(), batch)
