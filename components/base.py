@@ -466,11 +466,11 @@ def _publish(tmp_dir: Path, final_dir: Path, *, replace: bool) -> None:
             if not replace and read_complete_metadata(final_dir) is not None:
                 shutil.rmtree(tmp_dir, ignore_errors=True)  # a concurrent run won the race
                 return
-            if final_dir.exists() and exchange_directories(tmp_dir, final_dir):
-                shutil.rmtree(tmp_dir, ignore_errors=True)  # tmp_dir now holds the replaced copy
-                return
-            if final_dir.exists():  # replaced (force) or incomplete (manual damage): move it aside
-                trash = final_dir.with_name(_scratch_name(_TRASH_PREFIX, final_dir.name))
+            if final_dir.exists():  # replaced (force) or incomplete (manual damage)
+                if exchange_directories(tmp_dir, final_dir):
+                    shutil.rmtree(tmp_dir, ignore_errors=True)  # tmp_dir now holds the replaced copy
+                    return
+                trash = final_dir.with_name(_scratch_name(_TRASH_PREFIX, final_dir.name))  # move it aside
                 with contextlib.suppress(FileNotFoundError):  # another run moved it first
                     os.rename(final_dir, trash)
                     aside.append(trash)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import gzip
 import json
 import math
@@ -119,6 +120,7 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 
+@functools.cache
 def _renameat2() -> Any:
     """libc's ``renameat2`` (glibc >= 2.28), or None where the C library lacks it."""
     try:

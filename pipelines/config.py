@@ -68,7 +68,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _read_raw(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as err:
@@ -83,24 +83,21 @@ def _read_raw(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read(path: Path) -> dict[str, Any]:
-    """A config file's sections (its ``extends`` key is resolved by :func:`_config_files`, not merged)."""
-    return {key: value for key, value in _read_raw(path).items() if key != EXTENDS}
-
-
-def _config_files(dataset: str) -> list[Path]:
-    """The files a dataset's configuration is read from, later ones winning: ``defaults.json``, then the
-    chain of configs ``<dataset>.json`` extends (the furthest first), then ``<dataset>.json``."""
-    chain: list[Path] = []
+def _config_layers(dataset: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The files a dataset's configuration is read from and their sections, later ones winning:
+    ``defaults.json``, then the chain of configs ``<dataset>.json`` extends (the furthest first), then
+    ``<dataset>.json``. Each file is read once; its ``extends`` key is resolved here, not merged."""
+    defaults = CONFIG_DIR / "defaults.json"
+    chain: list[tuple[Path, dict[str, Any]]] = []
     path = CONFIG_DIR / f"{dataset}.json"
-    if dataset == "defaults" or not path.exists():
-        return [CONFIG_DIR / "defaults.json"]
-    while True:
-        if path in chain:
-            cycle = " -> ".join(p.stem for p in [*chain, path])
-            raise ConfigError(f"{chain[0]}: configs extend each other in a cycle ({cycle})")
-        chain.append(path)
-        parent = _read_raw(path).get(EXTENDS)
+    while dataset != "defaults" and path.exists():
+        seen = [earlier for earlier, _ in chain]
+        if path in seen:
+            cycle = " -> ".join(p.stem for p in [*seen, path])
+            raise ConfigError(f"{chain[0][0]}: configs extend each other in a cycle ({cycle})")
+        sections = _read(path)
+        parent = sections.pop(EXTENDS, None)
+        chain.append((path, sections))
         if parent is None:
             break
         target = CONFIG_DIR / f"{parent}.json"
@@ -108,14 +105,17 @@ def _config_files(dataset: str) -> list[Path]:
             known = sorted(p.stem for p in CONFIG_DIR.glob("*.json") if p.stem != "defaults")
             raise ConfigError(f"{path}: extends {parent!r}, which is not a dataset config; known: {known}")
         path = target
-    return [CONFIG_DIR / "defaults.json", *reversed(chain)]
+    base = _read(defaults)
+    if EXTENDS in base:
+        raise ConfigError(f"{defaults}: the defaults cannot extend another config")
+    return [(defaults, base), *reversed(chain)]
 
 
 def load_defaults(dataset: str) -> dict[str, Any]:
     """``defaults.json`` merged with ``<dataset>.json`` (and the configs it extends) when it exists."""
     config: dict[str, Any] = {}
-    for path in _config_files(dataset):
-        config = merge(config, _read(path))
+    for _, sections in _config_layers(dataset):
+        config = merge(config, sections)
     return config
 
 
@@ -131,8 +131,8 @@ def config_sources(dataset: str, overrides: list[str] | None) -> dict[tuple[str,
     """Where each key path of the resolved configuration (before the flags) was set: the config file that
     set it last, or ``--set``; for error messages that name the file a bad key came from."""
     sources: dict[tuple[str, ...], str] = {}
-    for path in _config_files(dataset):
-        sources.update({leaf: str(path) for leaf in _leaf_paths(_read(path))})
+    for path, sections in _config_layers(dataset):
+        sources.update({leaf: str(path) for leaf in _leaf_paths(sections)})
     sources.update({leaf: "--set" for leaf in _leaf_paths(parse_overrides(overrides))})
     return sources
 

@@ -107,6 +107,13 @@ def test_a_bad_extends_names_the_file(tmp_path: Path, monkeypatch: pytest.Monkey
         load_defaults("a")
 
 
+def test_the_defaults_cannot_extend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _configs(tmp_path, monkeypatch, a={})
+    (tmp_path / "defaults.json").write_text(json.dumps({"extends": "a"}))
+    with pytest.raises(ConfigError, match=r"defaults\.json: the defaults cannot extend another config"):
+        load_defaults("a")
+
+
 def test_training_recipe_is_the_pipeline_config_without_the_run_schedule() -> None:
     from pipelines.config import SCHEDULE_FIELDS, training_recipe
 
