@@ -13,15 +13,22 @@ from pipelines.config import ConfigError, load_defaults, resolve_config
 
 
 def test_default_run_is_hale_then_negative_sampling_and_small_datasets_train_hale_alone() -> None:
+    # WN18RR (ablation, eleventh round): HaLE, then 256 shared negatives at a constant rate, then 50 per
+    # triple annealed; FB15k-237 keeps the two phases measured there.
     phases = training.parse_phases(load_defaults("wn18rr")["phases"])
-    assert [p.loss["name"] for p in phases] == ["hale", "negative_sampling"]
-    assert [p.until for p in phases] == [0.05, 1.0]
-    assert training.TrainingConfig(**phases[1].training).lr_decay == "cosine"  # the NS phase anneals
+    assert [p.loss["name"] for p in phases] == ["hale", "negative_sampling", "negative_sampling"]
+    assert [p.until for p in phases] == [0.05, 0.15, 1.0]
+    assert [p.loss.get("shared_samples") for p in phases[1:]] == [256, None]
+    assert [training.TrainingConfig(**p.training).lr_decay for p in phases[1:]] == ["none", "cosine"]
+    fb = training.parse_phases(load_defaults("fb15k-237")["phases"])
+    assert [(p.loss["name"], p.until) for p in fb] == [("hale", 0.05), ("negative_sampling", 1.0)]
+    assert training.TrainingConfig(**fb[1].training).lr_decay == "cosine"  # the NS phase anneals
     for small in ("kinship", "nations", "umls"):
         assert load_defaults(small)["phases"] == []
-    # Measured on both: the same phases in effect (wn18rr pins phase 0's schedule, because its HaLE-alone
-    # training section — what --loss=hale trains — differs from the defaults).
-    assert _effective_phases("fb15k-237") == _effective_phases("wn18rr")
+    # Both share the HaLE phase and the annealed NS phase (wn18rr pins phase 0's schedule, because its
+    # HaLE-alone training section — what --loss=hale trains — differs from the defaults).
+    wn, fb_effective = _effective_phases("wn18rr"), _effective_phases("fb15k-237")
+    assert fb_effective == [wn[0], wn[2]]
 
 
 def _effective_phases(dataset: str) -> list[tuple[float, dict, dict]]:
@@ -69,7 +76,7 @@ def test_unknown_section_is_named() -> None:
         resolve_config("wn18rr", {}, ["phase.until=1"])
 
 
-def test_fb15k237_extends_wn18rr_and_changes_only_its_budget_and_hale_alone_sample() -> None:
+def test_fb15k237_extends_wn18rr_and_changes_only_its_budget_hale_alone_sample_and_phases() -> None:
     from pipelines.config import config_sources
 
     fb, wn = load_defaults("fb15k-237"), load_defaults("wn18rr")
@@ -78,8 +85,10 @@ def test_fb15k237_extends_wn18rr_and_changes_only_its_budget_and_hale_alone_samp
     # the 4,096 / 0.3 it was measured with (docs/ablation.md, tenth round).
     assert (wn["loss"]["num_samples"], wn["loss"]["n3_weight"]) == (256, 1.0)
     assert (fb["loss"]["num_samples"], fb["loss"]["n3_weight"]) == (4096, 0.3)
+    # The default run: WN18RR's shared-negatives middle phase is not FB15k-237's (eleventh round).
+    assert fb["phases"] == [wn["phases"][0], wn["phases"][2]]
     same = {**fb, "training": {**fb["training"], "time_budget_s": wn["training"]["time_budget_s"]},
-            "loss": {**fb["loss"], "num_samples": 256, "n3_weight": 1.0}}
+            "loss": {**fb["loss"], "num_samples": 256, "n3_weight": 1.0}, "phases": wn["phases"]}
     assert same == wn
     sources = config_sources("fb15k-237", None)  # a key's source is the file in the chain that set it last
     assert sources[("loss", "name")].endswith("wn18rr.json")
