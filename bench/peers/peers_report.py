@@ -45,15 +45,15 @@ def summary_row(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _first_reaching(validations: list[dict[str, Any]], key: str, target: float,
-                    period_s: float | None = None) -> float | None:
-    """Training seconds of the first validation with ``key`` ≥ ``target``. With the validation period given,
+                    period_s: float = math.nan) -> float | None:
+    """Training seconds of the first validation with ``key`` ≥ ``target``. With a validation period (not NaN),
     the validation's scheduled time (a multiple of the period): the trainer validates at the first step
     boundary after it, milliseconds later, and a goal at 60 s is not missed by that overshoot."""
     for v in validations:
         value = v.get(key)
         if value is not None and _f(value) >= target:
             seconds = _f(v["seconds"])
-            if period_s and period_s > 0 and seconds >= period_s:
+            if period_s > 0 and seconds >= period_s:  # False for NaN: no period known
                 seconds = period_s * math.floor(seconds / period_s + 1e-9)
             return seconds
     return None
@@ -69,10 +69,10 @@ def goals(dataset_result: dict[str, Any]) -> dict[str, Any]:
     if pk and hl:
         pk_name, pk_best = max(((k, summary_row(v)["test_mrr"]) for k, v in pk.items()), key=lambda x: x[1])
         pk_valid = max(_f(v.get("best_valid_mrr")) for v in pk.values())
+        period = _f(dataset_result.get("validate_every_s"))
         per_hale = {}
         for name, res in hl.items():
             mrr = summary_row(res)["test_mrr"]
-            period = _f(dataset_result.get("validate_every_s")) or None
             t_test = _first_reaching(res.get("validations", []), "test_mrr", pk_best, period)
             t_valid = _first_reaching(res.get("validations", []), "mrr", pk_valid, period)
             per_hale[name] = {
@@ -89,7 +89,7 @@ def goals(dataset_result: dict[str, Any]) -> dict[str, Any]:
             "pykeen_best_system": pk_name, "pykeen_best_test_mrr": pk_best, "pykeen_best_valid_mrr": pk_valid,
             "per_hale_system": per_hale, "best_fraction": min(fastest) if fastest else None,
             "passed": bool(fastest) and min(fastest) <= GOAL_TIME_FRACTION,
-            "resolution_s": _f(dataset_result.get("validate_every_s")),
+            "resolution_s": period,
         }
         margin = per_hale[best_hale]["mrr_margin"]
         out["mrr_margin"] = {
