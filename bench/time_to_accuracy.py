@@ -4,7 +4,9 @@ Each (model, method) pair trains for the same budget of *training* seconds (vali
 reported separately), one after another, at d = 32. Prints the validation MRR reached at 1, 2, 5 and 10
 minutes and the final test MRR / Hits@1/3/10 (filtered, both directions, pessimistic ties; the standard
 protocol of METHOD.md §4) of the best-validation weights; writes a JSON file and a PNG plot of
-validation MRR against training seconds.
+validation MRR against training seconds. SIGINT/SIGTERM stops the current run at the next step (its
+row covers the seconds it trained), starts no further run, and the files are named ``…-interrupted``
+with ``"complete": false``, so a cut-short report never passes for a finished one.
 
     python bench/time_to_accuracy.py --budget 10m --models rotH,attH,rotE --methods hale,ns,softmax
     python bench/time_to_accuracy.py --budget 60s --models rotH --methods hale \\
@@ -51,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf  # noqa: E402
 
 from hale_tf import data, models, training  # noqa: E402
+from hale_tf.atomic import atomic_write_text  # noqa: E402
 from hale_tf.evaluation import FilterIndex, evaluate  # noqa: E402
 from hale_tf.reciprocal import relation_ids
 
@@ -218,6 +221,18 @@ def run_one(args: argparse.Namespace, ids: dict[str, np.ndarray], n: int, r: int
     return row
 
 
+def is_complete(rows: list[dict[str, Any]], planned: int) -> bool:
+    """Every planned run ran, and none was stopped by a signal before its budget."""
+    return len(rows) == planned and all(row["stop_reason"] != "interrupted" for row in rows)
+
+
+def report_stem(tag: str, dataset: str, budget_s: float, rows: list[dict[str, Any]], planned: int) -> str:
+    """The output files' name: ``<tag><dataset>-<budget>s``, with ``-interrupted`` when a signal cut the
+    runs short, so a partial report never passes for a finished one (nor overwrites it)."""
+    stem = f"{tag}{dataset}-{int(budget_s)}s"
+    return stem if is_complete(rows, planned) else f"{stem}-interrupted"
+
+
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
 
@@ -276,18 +291,27 @@ def main(argv: list[str] | None = None) -> int:
     index = FilterIndex.from_triples(ids, num_relations=r, num_entities=n)
     print(f"{args.dataset}: {n} entities, {r} relations, {len(ids['train'])} train triples; budget "
           f"{args.budget:.0f} s per run, validation every {args.eval_every:.0f} s; d = {args.dim}", flush=True)
-    rows = [run_one(args, ids, n, r, index, m, meth, methods) for m in model_names for meth in chosen]
+    rows: list[dict[str, Any]] = []
+    planned = [(m, meth) for m in model_names for meth in chosen]
+    for m, meth in planned:
+        rows.append(run_one(args, ids, n, r, index, m, meth, methods))
+        if rows[-1]["stop_reason"] == "interrupted":  # SIGINT/SIGTERM: report what ran, start nothing new
+            skipped = [f"{sm} {smeth}" for sm, smeth in planned[len(rows):]]
+            print(f"interrupted during {m} {meth}: its row covers {rows[-1]['train_seconds']:.0f} of "
+                  f"{args.budget:.0f} training seconds" + (f"; not run: {', '.join(skipped)}" if skipped else ""),
+                  flush=True)
+            break
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.tag}{args.dataset}-{int(args.budget)}s"
+    stem = report_stem(args.tag, args.dataset, args.budget, rows, len(planned))
     report = {
         "dataset": args.dataset, "budget_s": args.budget, "dim": args.dim, "seed": args.seed,
         "argv": sys.argv[1:] if argv is None else argv, "protocol": "filtered, both directions, pessimistic ties",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
-        "runs": rows,
+        "complete": is_complete(rows, len(planned)), "runs": rows,
     }
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=1, default=float) + "\n", encoding="utf-8")
+    atomic_write_text(out / f"{stem}.json", json.dumps(report, indent=1, default=float) + "\n")
     plot(rows, out / f"{stem}.png", f"{args.dataset}, d={args.dim}, budget {args.budget:.0f} s")
     print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}", flush=True)
     return 0
