@@ -226,11 +226,12 @@ def is_complete(rows: list[dict[str, Any]], planned: int) -> bool:
     return len(rows) == planned and all(row["stop_reason"] != "interrupted" for row in rows)
 
 
-def report_stem(tag: str, dataset: str, budget_s: float, rows: list[dict[str, Any]], planned: int) -> str:
+def report_stem(tag: str, dataset: str, budget_s: float, complete: bool) -> str:
     """The output files' name: ``<tag><dataset>-<budget>s``, with ``-interrupted`` when a signal cut the
-    runs short, so a partial report never passes for a finished one (nor overwrites it)."""
+    runs short (see :func:`is_complete`), so a partial report never passes for a finished one (nor
+    overwrites it)."""
     stem = f"{tag}{dataset}-{int(budget_s)}s"
-    return stem if is_complete(rows, planned) else f"{stem}-interrupted"
+    return stem if complete else f"{stem}-interrupted"
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -304,12 +305,13 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = report_stem(args.tag, args.dataset, args.budget, rows, len(planned))
+    complete = is_complete(rows, len(planned))
+    stem = report_stem(args.tag, args.dataset, args.budget, complete)
     report = {
         "dataset": args.dataset, "budget_s": args.budget, "dim": args.dim, "seed": args.seed,
         "argv": sys.argv[1:] if argv is None else argv, "protocol": "filtered, both directions, pessimistic ties",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "tensorflow": tf.__version__},
-        "complete": is_complete(rows, len(planned)), "runs": rows,
+        "complete": complete, "runs": rows,
     }
     atomic_write_text(out / f"{stem}.json", json.dumps(report, indent=1, default=float) + "\n")
     plot(rows, out / f"{stem}.png", f"{args.dataset}, d={args.dim}, budget {args.budget:.0f} s")

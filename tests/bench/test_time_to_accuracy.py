@@ -24,9 +24,9 @@ def _fake_splits() -> SimpleNamespace:
 
 def test_report_stem_says_when_the_runs_were_cut_short() -> None:
     done = [_row("rotH", "hale", "time_budget")]
-    assert tta.report_stem("t-", "wn18rr", 600.0, done, 1) == "t-wn18rr-600s"
-    assert tta.report_stem("t-", "wn18rr", 600.0, done, 2) == "t-wn18rr-600s-interrupted"
-    assert tta.report_stem("", "fb15k-237", 60.0, [_row("rotH", "hale", "interrupted")], 1) == \
+    assert tta.report_stem("t-", "wn18rr", 600.0, tta.is_complete(done, 1)) == "t-wn18rr-600s"
+    assert tta.report_stem("t-", "wn18rr", 600.0, tta.is_complete(done, 2)) == "t-wn18rr-600s-interrupted"
+    assert tta.report_stem("", "fb15k-237", 60.0, tta.is_complete([_row("rotH", "hale", "interrupted")], 1)) == \
         "fb15k-237-60s-interrupted"
 
 
