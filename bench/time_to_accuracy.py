@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tensorflow as tf  # noqa: E402
 
 from hale_tf import data, models, training  # noqa: E402
-from hale_tf.atomic import atomic_write_text  # noqa: E402
+from hale_tf.atomic import atomic_open, atomic_write_text  # noqa: E402
 from hale_tf.evaluation import FilterIndex, evaluate  # noqa: E402
 from hale_tf.reciprocal import relation_ids
 
@@ -251,7 +251,8 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_open(path, "wb") as handle:  # a stopped run leaves the old plot whole, not half a new one
+        fig.savefig(handle, format="png", dpi=120)
     plt.close(fig)
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "safe_norm",
     "squared_distance",
     "squared_distance_to_all",
+    "squared_distance_to_candidates",
     "tanh",
 ]
 
@@ -131,11 +132,39 @@ def squared_distance_to_all(
         ⟨x, y⟩ = γ⟨x, v/‖v‖⟩, c1 = 1 − 2c⟨x,y⟩ + cγ², c2 = 1 − c‖x‖²:
         ‖(−x) ⊕ y‖ = sqrt(c1²‖x‖² + c2²γ² − 2 c1 c2 ⟨x,y⟩) / (1 − 2c⟨x,y⟩ + c²γ²‖x‖²).
     """
-    sqrt_c = tf.sqrt(c)  # [B, 1]
     v_norm = tf.transpose(safe_norm(v))  # [1, N]
     x_dot_dir = tf.matmul(x, v / tf.transpose(v_norm), transpose_b=True)  # [B, N] = ⟨x, v/‖v‖⟩
     # Ball norm of exp0(v) under the query's curvature, clamped like project().
     gamma = ball_norm_of_expmap0(v, c) if ball_norm is None else ball_norm  # [B, N]
+    return _squared_distance_from_direction_dot(x, x_dot_dir, gamma, c)
+
+
+def squared_distance_to_candidates(x: tf.Tensor, v: tf.Tensor, c: tf.Tensor) -> tf.Tensor:
+    """Squared distance from each query point to its own candidate entities (negative sampling).
+
+    Args:
+        x: query points in the ball, ``[B, d]``.
+        v: each query's candidate entity *tangent* vectors, ``[B, K, d]``.
+        c: curvature per query, ``[B, 1]``.
+
+    Returns:
+        ``[B, K]``: d_c(x_b, exp0_c(v_bk))², the same closed form as :func:`squared_distance_to_all`
+        (equal to ``squared_distance(x, project(expmap0(v)))`` up to rounding). Only the dot products and
+        the candidates' norms pass over the ``[B, K, d]`` block; the ~20 element-wise operations of the
+        Möbius form (and their ~60 backward) run on ``[B, K]`` scalars instead.
+    """
+    v_norm = safe_norm(v, keepdims=False)  # [B, K]
+    x_dot_dir = tf.linalg.matvec(v, x) / v_norm  # [B, K] = ⟨x, v/‖v‖⟩
+    sqrt_c = tf.sqrt(c)
+    gamma = tf.minimum(tanh(sqrt_c * v_norm), 1.0 - ball_eps(v.dtype)) / sqrt_c  # as ball_norm_of_expmap0
+    return _squared_distance_from_direction_dot(x, x_dot_dir, gamma, c)
+
+
+def _squared_distance_from_direction_dot(
+    x: tf.Tensor, x_dot_dir: tf.Tensor, gamma: tf.Tensor, c: tf.Tensor
+) -> tf.Tensor:
+    """The Möbius-form δ of :func:`squared_distance_to_all` from ⟨x, v/‖v‖⟩ and γ (both ``[B, M]``)."""
+    sqrt_c = tf.sqrt(c)  # [B, 1]
     xy = gamma * x_dot_dir
     x2 = tf.reduce_sum(x * x, axis=-1, keepdims=True)  # [B, 1]
     c1 = 1.0 - 2.0 * c * xy + c * gamma * gamma

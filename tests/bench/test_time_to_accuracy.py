@@ -58,3 +58,12 @@ def test_a_finished_benchmark_keeps_its_plain_name(tmp_path: Path, monkeypatch) 
     assert tta.main(["--models", "rotH", "--methods", "hale,ns", "--budget", "60s", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "wn18rr-60s.json").read_text())
     assert report["complete"] is True and len(report["runs"]) == 2
+
+
+def test_the_plot_replaces_an_old_one_whole(tmp_path: Path) -> None:
+    path = tmp_path / "run.png"
+    path.write_bytes(b"old plot")
+    rows = [_row("rotH", "hale", "time_budget")]
+    tta.plot(rows, path, "title")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["run.png"]  # no temporary file left behind

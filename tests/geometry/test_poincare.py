@@ -102,6 +102,40 @@ def test_all_entity_distance_equals_pairwise(dtype):
     np.testing.assert_allclose(got.numpy(), want, **tol)
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+def test_candidate_distance_equals_pairwise(dtype):
+    """Negative sampling's closed form equals the Möbius form on exp0 of each query's own candidates."""
+    c = RNG.uniform(0.2, 2.0, size=(6, 1))
+    x = ball_points(6, 8, c, 0.95)
+    v = RNG.normal(size=(6, 5, 8)) * RNG.uniform(0.01, 3.0, size=(6, 5, 1))
+    got = poincare.squared_distance_to_candidates(*(tf.constant(a, dtype) for a in (x, v, c)))
+    assert got.shape == (6, 5)
+    tails = ref.expmap0(v, c[:, None, :], poincare.ball_eps(dtype))
+    want = ref.hyp_distance(x[:, None, :], tails, c[:, None, :])[..., 0] ** 2
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == tf.float64 else dict(rtol=2e-3, atol=2e-3)
+    np.testing.assert_allclose(got.numpy(), want, **tol)
+
+
+def test_candidate_distance_gradient_matches_finite_differences_and_mobius_form():
+    c = t64(C[:4])
+    x0 = t64(ball_points(4, 6, C[:4], 0.6))
+    v0 = t64(RNG.normal(size=(4, 3, 6)) * 0.5)
+
+    def closed(x, v):
+        return poincare.squared_distance_to_candidates(x, v, c)
+
+    def mobius(x, v):
+        return geo.squared_distance(x[:, None, :], geo.expmap0(v, c[:, None, :]), c[:, None, :])[..., 0]
+
+    theoretical, numerical = tf.test.compute_gradient(closed, [x0, v0])
+    for got, want in zip(theoretical, numerical, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    _, grads_closed = _grads(closed, x0, v0)
+    _, grads_mobius = _grads(mobius, x0, v0)
+    for got, want in zip(grads_closed, grads_mobius, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-8, atol=1e-10)
+
+
 def _grads(fn, *args):
     args = [tf.Variable(a) for a in args]
     with tf.GradientTape() as tape:
@@ -122,6 +156,8 @@ def test_gradients_finite_near_boundary_and_at_zero(dtype):
         (lambda x: geo.mobius_add(x, boundary, c), boundary), (lambda x: geo.project(x, c), big),
         (lambda x: poincare.squared_distance_to_all(geo.project(x, c), big, c), boundary),
         (lambda x: poincare.squared_distance_to_all(x, zero, c), zero),
+        (lambda x: poincare.squared_distance_to_candidates(geo.project(x, c), big[:, None, :], c), boundary),
+        (lambda x: poincare.squared_distance_to_candidates(x, zero[:, None, :], c), zero),
     ]
     for fn, x in cases:
         out, (grad,) = _grads(fn, x)
