@@ -25,10 +25,12 @@ def test_default_run_is_hale_then_negative_sampling_and_small_datasets_train_hal
     assert training.TrainingConfig(**fb[1].training).lr_decay == "cosine"  # the NS phase anneals
     for small in ("kinship", "nations", "umls"):
         assert load_defaults(small)["phases"] == []
-    # Both share the HaLE phase and the annealed NS phase (wn18rr pins phase 0's schedule, because its
-    # HaLE-alone training section — what --loss=hale trains — differs from the defaults).
+    # Both share the HaLE phase and the annealed NS phase but for its rate (wn18rr pins phase 0's schedule,
+    # because its HaLE-alone training section — what --loss=hale trains — differs from the defaults). The
+    # NS rates are the fourteenth round's: 1e-3 on WN18RR, 2.5e-3 on FB15k-237.
     wn, fb_effective = _effective_phases("wn18rr"), _effective_phases("fb15k-237")
-    assert fb_effective == [wn[0], wn[2]]
+    assert (wn[2][2]["learning_rate"], fb_effective[1][2]["learning_rate"]) == (0.001, 0.0025)
+    assert fb_effective == [wn[0], (wn[2][0], wn[2][1], {**wn[2][2], "learning_rate": 0.0025})]
 
 
 def _effective_phases(dataset: str) -> list[tuple[float, dict, dict]]:
@@ -86,8 +88,11 @@ def test_fb15k237_extends_wn18rr_and_changes_only_its_budget_hale_alone_sample_a
     # costs 0.025 there; docs/ablation.md, tenth and twelfth rounds).
     assert (wn["loss"]["num_samples"], wn["loss"]["n3_weight"], wn["loss"]["sampling"]) == (256, 1.0, "frequency")
     assert (fb["loss"]["num_samples"], fb["loss"]["n3_weight"], fb["loss"]["sampling"]) == (4096, 0.3, "uniform")
-    # The default run: WN18RR's shared-negatives middle phase is not FB15k-237's (eleventh round).
-    assert fb["phases"] == [wn["phases"][0], wn["phases"][2]]
+    # The default run: WN18RR's shared-negatives middle phase is not FB15k-237's (eleventh round), and the
+    # NS phase's rate differs (fourteenth round).
+    wn_last = wn["phases"][2]
+    assert fb["phases"] == [wn["phases"][0],
+                            {**wn_last, "training": {**wn_last["training"], "learning_rate": 0.0025}}]
     same = {**fb, "training": {**fb["training"], "time_budget_s": wn["training"]["time_budget_s"]},
             "loss": {**fb["loss"], "num_samples": 256, "n3_weight": 1.0, "sampling": "frequency"},
             "phases": wn["phases"]}
