@@ -35,13 +35,14 @@ the end); the rest is in :mod:`~hale_tf.training.results` (result and error type
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -232,23 +233,25 @@ class _Run:
         """Validate, record, update the best weights; True when patience has run out."""
         state, config, writer, progress = self.state, self.config, self.writer, self.progress
         t0 = time.perf_counter()
-        value = self.validation_fn(self.train_model)
-        metrics = {"mrr": float(value)} if not isinstance(value, Mapping) else {k: float(v) for k, v in value.items()}
-        if self.task is not None:  # early stopping and the best weights follow the chief's numbers everywhere
-            agreed, _ = multi_worker.agree_with_chief(self.strategy, [metrics[k] for k in sorted(metrics)])
-            metrics = dict(zip(sorted(metrics), map(float, agreed), strict=True))
+        with self.averaged_weights():  # a weight average (use_ema) is what is validated and kept as best
+            value = self.validation_fn(self.train_model)
+            metrics = ({"mrr": float(value)} if not isinstance(value, Mapping)
+                       else {k: float(v) for k, v in value.items()})
+            if self.task is not None:  # early stopping and the best weights follow the chief's numbers everywhere
+                agreed, _ = multi_worker.agree_with_chief(self.strategy, [metrics[k] for k in sorted(metrics)])
+                metrics = dict(zip(sorted(metrics), map(float, agreed), strict=True))
+            mrr = metrics["mrr"]
+            if mrr > state.best_mrr + config.min_delta or state.best_step is None:
+                state.best_mrr, state.best_step, state.bad_validations = mrr, state.step, 0
+                for shadow, v in zip(self.best_weights, self.train_model.weights, strict=True):
+                    shadow.assign(v)
+            else:
+                state.bad_validations += 1
         seconds = time.perf_counter() - t0
         state.eval_seconds += seconds
         entry = {"step": state.step, "epoch": state.step / self.batches_per_epoch, "seconds": state.train_seconds,
                  "eval_seconds": seconds, **metrics}
         state.validations.append(entry)
-        mrr = metrics["mrr"]
-        if mrr > state.best_mrr + config.min_delta or state.best_step is None:
-            state.best_mrr, state.best_step, state.bad_validations = mrr, state.step, 0
-            for shadow, v in zip(self.best_weights, self.train_model.weights, strict=True):
-                shadow.assign(v)
-        else:
-            state.bad_validations += 1
         if writer is not None:
             with writer.as_default():
                 for name, v in metrics.items():
@@ -265,6 +268,29 @@ class _Run:
                 self.seconds_offset + state.train_seconds,
                 format_metrics(metrics, ("mrr", "hits@1", "hits@3", "hits@10")))
         return config.patience is not None and state.bad_validations >= config.patience
+
+    def weight_average(self) -> list[tuple[Any, Any]]:
+        """(variable, average) pairs of the optimiser's moving weight average (Keras' ``use_ema``), or [] when
+        it keeps none (or has not stepped yet: its averages start at the first update)."""
+        opt = self.optimizer
+        if not getattr(opt, "use_ema", False) or not opt.built or int(_value(opt.iterations)) == 0:
+            return []
+        # Keras keeps the averages in step with the variables it was built on (private names: Keras 3.x).
+        return [(v, a) for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)
+                if a is not None]
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """The weight average in the model for the block, the trained weights back after it."""
+        pairs = self.weight_average()
+        saved = [np.array(_value(v)) for v, _ in pairs]
+        for v, a in pairs:
+            v.assign(a)
+        try:
+            yield
+        finally:
+            for (v, _), value in zip(pairs, saved, strict=True):
+                v.assign(value)
 
     def save_checkpoint(self) -> None:
         """Checkpoint the weights, the optimiser and the run state (nothing without a checkpoint_dir)."""
@@ -375,10 +401,15 @@ class _Run:
         # checkpoints at once and skips the final validation: it is about to exit and will resume.
         self.save_checkpoint()
         restored = False
-        if config.restore_best and state.best_step is not None and state.best_step != state.step:
+        averaged = self.weight_average()
+        # With a weight average the best weights are averages: restore them even from the last step.
+        if config.restore_best and state.best_step is not None and (state.best_step != state.step or averaged):
             for shadow, v in zip(self.best_weights, self.train_model.weights, strict=True):
                 v.assign(shadow)
             restored = True
+        elif averaged:  # no best to restore: the model ends with the average (Keras' finalize_variable_values)
+            for v, a in averaged:
+                v.assign(a)
         if self.writer is not None:
             self.writer.flush()
         if self.train_model is not self.model:
@@ -408,6 +439,11 @@ class _Run:
             assert self.nonfinite is not None
             raise NonFiniteError(message, step=self.nonfinite[0], tensor=self.nonfinite[1], result=result)
         return result
+
+
+def _value(variable: Any) -> Any:
+    """A variable's value as a tensor (Keras or TF variable, mirrored too)."""
+    return tf.convert_to_tensor(getattr(variable, "value", variable))
 
 
 def _check_ids(queries: TrainQueries, model: Any) -> None:

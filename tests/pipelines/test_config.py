@@ -27,9 +27,13 @@ def test_default_run_is_hale_then_negative_sampling_and_small_datasets_train_hal
         assert load_defaults(small)["phases"] == []
     # Both share the HaLE phase and the annealed NS phase but for its rate (wn18rr pins phase 0's schedule,
     # because its HaLE-alone training section — what --loss=hale trains — differs from the defaults). The
-    # NS rates are the fourteenth round's: 1e-3 on WN18RR, 2.5e-3 on FB15k-237.
+    # NS rates are the fourteenth round's: 1e-3 on WN18RR and in defaults.json (CoDEx-M: 0.294 against 0.278
+    # at 5e-3), 2.5e-3 on FB15k-237.
     wn, fb_effective = _effective_phases("wn18rr"), _effective_phases("fb15k-237")
+    codex = _effective_phases("codex-m")
     assert (wn[2][2]["learning_rate"], fb_effective[1][2]["learning_rate"]) == (0.001, 0.0025)
+    assert [(until, loss["name"], train["learning_rate"]) for until, loss, train in codex][1:] == [
+        (1.0, "negative_sampling", 0.001)]
     assert fb_effective == [wn[0], (wn[2][0], wn[2][1], {**wn[2][2], "learning_rate": 0.0025})]
 
 

@@ -134,6 +134,46 @@ def test_early_stopping_restores_the_best_weights() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("best", [2, 5])
+def test_weight_average_is_what_is_validated_kept_and_restored(best: int) -> None:
+    # With Keras' use_ema the validation sees A_k = m A_(k-1) + (1 - m) W_k (A_1 = W_1); training still
+    # follows the raw weights W_k (the run without the average replays them), and the model ends with the
+    # best validation's average, also when the best is the last step.
+    scores = [0.1, 0.2, 0.3, 0.25, 0.2, 0.15] if best == 2 else [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+    def recording(store: list) -> Any:
+        script = iter(scores)
+
+        def validation_fn(model) -> float:
+            store.append(_weights(model))
+            return next(script)
+        return validation_fn
+
+    raw, averaged, momentum = [], [], 0.5
+    training.fit(_model(), "hale", _triples(), max_steps=6, validate_every_steps=1, validation_fn=recording(raw),
+                 **QUICK)
+    model = _model()
+    result = training.fit(model, "hale", _triples(), max_steps=6, validate_every_steps=1,
+                          validation_fn=recording(averaged),
+                          optimizer_params={"use_ema": True, "ema_momentum": momentum}, **QUICK)
+    expected = [raw[0]]
+    for weights in raw[1:]:
+        expected.append([momentum * a + (1 - momentum) * w for a, w in zip(expected[-1], weights, strict=True)])
+    assert len(averaged) == 6 and result.best_step == best + 1 and result.restored_best
+    for got, want in zip(averaged, expected, strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not all(np.array_equal(a, b) for a, b in zip(averaged[-1], raw[-1], strict=True))
+    for a, b in zip(_weights(model), averaged[best], strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Without validation the model ends with the last average (Keras' finalize_variable_values).
+    unvalidated = _model()
+    training.fit(unvalidated, "hale", _triples(), max_steps=6, **QUICK,
+                 optimizer_params={"use_ema": True, "ema_momentum": momentum})
+    for a, b in zip(_weights(unvalidated), expected[-1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_time_budget_excludes_validation_and_writes_summaries(tmp_path: Path) -> None:
     def slow_validation(model) -> dict[str, float]:
         time.sleep(0.3)
