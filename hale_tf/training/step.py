@@ -16,7 +16,7 @@ from hale_tf.training import optimizers
 from hale_tf.training.config import TrainingConfig
 from hale_tf.training.queries import BatchSampler
 
-__all__ = ["current_lr", "find_nonfinite", "make_optimizer", "Stepper"]
+__all__ = ["current_lr", "find_nonfinite", "make_optimizer", "Stepper", "variable_value"]
 
 
 def make_optimizer(optimizer: Any, config: TrainingConfig) -> keras.optimizers.Optimizer:
@@ -33,10 +33,14 @@ def _variable_name(variable: Any) -> str:
     return str(getattr(variable, "path", None) or getattr(variable, "name", "?"))
 
 
+def variable_value(variable: Any) -> tf.Tensor:
+    """A variable's value as a tensor (Keras or TF variable, mirrored too)."""
+    return tf.convert_to_tensor(getattr(variable, "value", variable))
+
+
 def current_lr(optimizer: keras.optimizers.Optimizer) -> float:
     """The learning rate now (a schedule's current value); works for mirrored variables too."""
-    value = optimizer.learning_rate
-    return float(tf.convert_to_tensor(getattr(value, "value", value)).numpy())
+    return float(variable_value(optimizer.learning_rate).numpy())
 
 
 def _count_nonfinite(tensor: Any) -> tf.Tensor:

@@ -65,7 +65,7 @@ from hale_tf.training.config import TrainingConfig
 from hale_tf.training.progress import Progress, ProgressContext, end_line, format_metrics, phase_end_line
 from hale_tf.training.queries import BatchSampler, TrainQueries, as_train_queries, epoch_permutation
 from hale_tf.training.results import NonFiniteError, TrainingResult, ValidationData, ValidationFn
-from hale_tf.training.step import Stepper, current_lr, find_nonfinite, make_optimizer
+from hale_tf.training.step import Stepper, current_lr, find_nonfinite, make_optimizer, variable_value
 from hale_tf.training.strategy import clone_model, created_in, default_strategy, mirrored_strategy
 from hale_tf.training.summaries import record, weight_histograms, write_train_summaries
 
@@ -273,7 +273,7 @@ class _Run:
         """(variable, average) pairs of the optimiser's moving weight average (Keras' ``use_ema``), or [] when
         it keeps none (or has not stepped yet: its averages start at the first update)."""
         opt = self.optimizer
-        if not getattr(opt, "use_ema", False) or not opt.built or int(_value(opt.iterations)) == 0:
+        if not getattr(opt, "use_ema", False) or not opt.built or int(variable_value(opt.iterations)) == 0:
             return []
         # Keras keeps the averages in step with the variables it was built on (private names: Keras 3.x).
         return [(v, a) for v, a in zip(opt._trainable_variables, opt._model_variables_moving_average, strict=True)
@@ -283,7 +283,7 @@ class _Run:
     def averaged_weights(self) -> Iterator[None]:
         """The weight average in the model for the block, the trained weights back after it."""
         pairs = self.weight_average()
-        saved = [np.array(_value(v)) for v, _ in pairs]
+        saved = [np.array(variable_value(v)) for v, _ in pairs]
         for v, a in pairs:
             v.assign(a)
         try:
@@ -407,9 +407,8 @@ class _Run:
             for shadow, v in zip(self.best_weights, self.train_model.weights, strict=True):
                 v.assign(shadow)
             restored = True
-        elif averaged:  # no best to restore: the model ends with the average (Keras' finalize_variable_values)
-            for v, a in averaged:
-                v.assign(a)
+        elif averaged:  # no best to restore: the model ends with the average
+            self.optimizer.finalize_variable_values(self.train_model.trainable_variables)
         if self.writer is not None:
             self.writer.flush()
         if self.train_model is not self.model:
@@ -439,11 +438,6 @@ class _Run:
             assert self.nonfinite is not None
             raise NonFiniteError(message, step=self.nonfinite[0], tensor=self.nonfinite[1], result=result)
         return result
-
-
-def _value(variable: Any) -> Any:
-    """A variable's value as a tensor (Keras or TF variable, mirrored too)."""
-    return tf.convert_to_tensor(getattr(variable, "value", variable))
 
 
 def _check_ids(queries: TrainQueries, model: Any) -> None:
