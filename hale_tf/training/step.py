@@ -76,7 +76,7 @@ class Stepper:
         batch = self.sampler.batch(indices)
         with tf.GradientTape() as tape:
             out = self.loss(self.model, batch, seed=seed)
-            count = tf.cast(tf.size(out.per_example), tf.float32)
+            count = tf.cast(tf.size(out.per_example), out.per_example.dtype)  # float64 models: the loss's dtype
             # Normalise by the *global* example count: the optimiser sums replica gradients, so the
             # update is the gradient of the mean over the whole global batch (as on one device).
             global_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, count) if replicas > 1 else count
@@ -93,7 +93,7 @@ class Stepper:
         self.term_names = sorted(out.terms)
         sums = tf.stack([tf.reduce_sum(out.per_example)] + [tf.reduce_sum(out.terms[k]) for k in self.term_names])
         bad = tf.stack([_count_nonfinite(g) for g in grads])
-        return grads, sums / global_count, bad
+        return grads, tf.cast(sums / global_count, tf.float32), bad  # the logged values are float32
 
     def _apply(self, grads: list[Any]) -> None:
         self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))

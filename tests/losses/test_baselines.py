@@ -37,6 +37,37 @@ def test_uniform_negative_sampling_is_kgemb_mean_logistic_loss() -> None:
     np.testing.assert_allclose(out.loss.numpy(), expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("model_name", ["rotE", "rotH"])
+def test_double_negatives_pair_a_random_head_with_random_tails_as_kgemb(model_name: str) -> None:
+    tf.keras.utils.set_random_seed(3)
+    model = models.get(model_name, num_entities=N, num_relations=4, dim=8, init_scale=0.3)
+    seed, k = tf.constant([4, 2], tf.int64), 5
+    loss = losses.get("negative_sampling", num_negatives=k, corrupt="both")
+    tails = _negatives(k, seed)
+    heads = tf.random.stateless_uniform([3], tf.random.experimental.stateless_fold_in(seed, 1), 0, N,
+                                        tf.int32).numpy()  # one random head per positive
+    assert (heads != tails[:, 0]).any()  # two independent draws, not one reused
+    with tf.GradientTape(persistent=True) as tape:
+        out = loss(model, losses.QueryBatch.from_triples(TRIPLES), seed=seed)
+        loss_value = tf.reduce_mean(out.per_example)
+        pos = model.score(TRIPLES[:, 0], TRIPLES[:, 1], TRIPLES[:, 2])
+        # KGEmb's double_neg: negatives (h', r, t'_i), the relation of their positive.
+        neg = model.score(np.repeat(heads, k), np.repeat(TRIPLES[:, 1].numpy(), k), tails.ravel())
+        expected = -tf.reduce_mean(tf.concat([tf.math.log_sigmoid(pos), tf.math.log_sigmoid(-neg)], 0))
+    np.testing.assert_allclose(loss_value.numpy(), expected.numpy(), rtol=1e-5)
+    got = tf.convert_to_tensor(tape.gradient(loss_value, model.entities.embeddings))
+    want = tf.convert_to_tensor(tape.gradient(expected, model.entities.embeddings))
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-7)
+    # The random heads get a gradient as queries (tail-only corruption never touches them).
+    only_negative_heads = sorted(set(heads.ravel()) - set(TRIPLES.numpy()[:, [0, 2]].ravel()) - set(tails.ravel()))
+    assert only_negative_heads and np.abs(got.numpy()[only_negative_heads]).sum(axis=1).min() > 0
+    with pytest.raises(ValueError, match="corrupt"):
+        losses.get("negative_sampling", corrupt="head")
+    with pytest.raises(ValueError, match="shared_samples"):
+        losses.get("negative_sampling", corrupt="both", shared_samples=16)
+    assert losses.get(loss.get_config()).corrupt == "both"
+
+
 def test_self_adversarial_weights() -> None:
     model, seed, k, alpha, margin = _model(), [1, 1], 6, 0.5, 2.0
     loss = losses.get("self_adversarial", num_negatives=k, adversarial_temperature=alpha, margin=margin)

@@ -116,6 +116,19 @@ def test_non_finite_stops_naming_step_and_tensor(where: str) -> None:
     assert all(np.isfinite(w).all() for w in _weights(model))
 
 
+@pytest.mark.parametrize("loss_name", ["hale", "negative_sampling"])
+def test_a_float64_model_trains_like_its_float32_twin(loss_name: str) -> None:
+    # KGEmb trains its low-dimensional hyperbolic models in double precision; the step must not assume float32.
+    single, double = _model(name="rotH"), _model(name="rotH", dtype="float64")
+    double.set_weights([w.astype(np.float64) for w in single.get_weights()])  # the same start
+    runs = [training.fit(m, losses.get(loss_name), _triples(), max_steps=6, steps_per_call=3, **QUICK)
+            for m in (single, double)]
+    assert {tf.as_dtype(w.dtype) for w in double.trainable_variables} == {tf.float64}
+    np.testing.assert_allclose(runs[1].history["loss"], runs[0].history["loss"], rtol=1e-4)
+    for a, b in zip(_weights(double), _weights(single), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
 def test_early_stopping_restores_the_best_weights() -> None:
     script = iter([0.1, 0.5, 0.3, 0.2, 0.9])
     seen = {}
